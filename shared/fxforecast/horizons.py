@@ -1,0 +1,58 @@
+"""Per-horizon parameters (one table) and the calendar rules for steps and targets."""
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class HorizonParams:
+    days: int  # calendar days ahead; the target is the last business day on or before
+    lookback: int  # valid daily observations each member is fitted on
+    arima_max_p: int
+    arima_max_q: int
+    var_max_lags: int
+    rf_trees: int
+    validation_origins: int  # weekly rolling origins used to earn weights and calibrate
+    refit_weeks: int  # members are refitted on a fixed grid this many weeks apart
+    chronos_context: int  # business days of history given to Chronos-Bolt
+
+
+HORIZONS: dict[int, HorizonParams] = {
+    7: HorizonParams(7, 750, 2, 2, 5, 100, 52, 13, 180),
+    15: HorizonParams(15, 750, 2, 2, 5, 100, 52, 13, 180),
+    30: HorizonParams(30, 1000, 2, 2, 5, 100, 78, 13, 90),
+    90: HorizonParams(90, 1000, 1, 1, 3, 100, 104, 13, 365),
+}
+
+# Fixed anchor for the refit grid, so every run (and every backtest origin) that falls in the
+# same grid cell refits on the same date: a Friday far before the data starts.
+GRID_EPOCH = pd.Timestamp("2000-01-07")
+
+
+def horizon_params(days: int) -> HorizonParams:
+    try:
+        return HORIZONS[days]
+    except KeyError:
+        raise ValueError(f"unsupported horizon {days}; choose one of {sorted(HORIZONS)}") from None
+
+
+def future_step_dates(origin: pd.Timestamp, days: int) -> pd.DatetimeIndex:
+    """Business days strictly after `origin` up to and including origin + days (Mon-Fri)."""
+    return pd.bdate_range(origin + pd.Timedelta(days=1), origin + pd.Timedelta(days=days))
+
+
+def history_step_dates(
+    index: pd.DatetimeIndex, origin: pd.Timestamp, days: int
+) -> pd.DatetimeIndex:
+    """Rows of `index` strictly after `origin` up to the last row on or before origin + days."""
+    end = origin + pd.Timedelta(days=days)
+    return index[(index > origin) & (index <= end)]
+
+
+def refit_anchor(origin: pd.Timestamp, weeks: int) -> pd.Timestamp:
+    """The latest grid date on or before `origin`; weeks=0 means refit at the origin itself."""
+    if weeks <= 0:
+        return origin
+    period = pd.Timedelta(weeks=weeks)
+    return GRID_EPOCH + ((origin - GRID_EPOCH) // period) * period

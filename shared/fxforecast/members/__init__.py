@@ -1,0 +1,19 @@
+"""Ensemble members. Each turns history into quantile paths of USD/CLP in CLP."""
+
+from ..settings import Settings
+from .arima_garch import ArimaGarch
+from .base import Member
+from .forest import RandomForest
+from .random_walk import RandomWalk
+from .var import VectorAutoregression
+
+
+def configured_members(settings: Settings) -> list[tuple[Member, bool]]:
+    """Every member with whether this service's settings enable it (the random walk always)."""
+    members = [
+        (RandomWalk(), True),
+        (ArimaGarch(), settings.enable_arima),
+        (VectorAutoregression(), settings.enable_var),
+        (RandomForest(), settings.enable_rf),
+    ]
+    return members

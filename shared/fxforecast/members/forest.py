@@ -1,0 +1,79 @@
+"""Random Forest on lagged return features of USD/CLP, copper, the dollar index and the rate
+differential. One multi-output forest predicts the volatility-scaled cumulative return for every
+step; quantiles come from its out-of-bag residuals, rescaled by the volatility at the origin.
+
+No target leakage: a training row's target ends on or before the fit date, and every feature is
+computed from rows on or before the row's own date."""
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import RandomForestRegressor
+
+from .base import LEVELS, Fitted, Member, max_steps
+
+VOL_WINDOW = 60
+
+
+def features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Features per genuine-close day, each from that day and earlier only."""
+    rows = frame[frame["usdclp"].notna()]
+    log_fx = np.log(rows["usdclp"])
+    ret = log_fx.diff()
+    vol = ret.rolling(VOL_WINDOW, min_periods=20).std()
+    out = pd.DataFrame(index=rows.index)
+    for lag in (1, 5, 10, 20):
+        out[f"fx_{lag}"] = log_fx.diff(lag) / (vol * np.sqrt(lag))
+    for name in ("copper", "dxy"):
+        log_x = np.log(rows[name])
+        for lag in (1, 5, 20):
+            out[f"{name}_{lag}"] = log_x.diff(lag)
+    out["rate_diff_20"] = rows["rate_differential"].diff(20)
+    out["vol_ratio"] = vol / ret.rolling(250, min_periods=60).std()
+    out["vol"] = vol
+    return out.dropna()
+
+
+class _ForestFitted(Fitted):
+    def __init__(self, forest, residual_quantiles):
+        self.forest = forest
+        self.residual_quantiles = residual_quantiles  # (len(LEVELS), max_steps), scaled units
+
+    def forecast(self, frame, origins, steps):
+        out = []
+        for origin, n in zip(origins, steps, strict=True):
+            history = frame.loc[:origin]
+            x = features(history).iloc[[-1]]
+            vol = float(x["vol"].iloc[0])
+            scaled = self.forest.predict(x.drop(columns="vol").to_numpy())[0][:n]
+            scale = vol * np.sqrt(np.arange(1, n + 1))
+            paths = (scaled[:, None] + self.residual_quantiles[:, :n].T) * scale[:, None]
+            last = float(history["usdclp"].dropna().iloc[-1])
+            out.append(last * np.exp(paths))
+        return out
+
+
+class RandomForest(Member):
+    name = "random_forest"
+
+    def fit(self, frame, params):
+        n_steps = max_steps(params.days)
+        x = features(frame)
+        log_fx = np.log(frame["usdclp"].dropna())
+        position = log_fx.index.get_indexer(x.index)
+        values = log_fx.to_numpy()
+        usable = position + n_steps < len(values)  # target fully realised by the fit date
+        x, position = x[usable].iloc[-params.lookback :], position[usable][-params.lookback :]
+        scale = x["vol"].to_numpy()[:, None] * np.sqrt(np.arange(1, n_steps + 1))[None, :]
+        future = values[position[:, None] + np.arange(1, n_steps + 1)[None, :]]
+        y = (future - values[position][:, None]) / scale
+        forest = RandomForestRegressor(
+            n_estimators=params.rf_trees,
+            min_samples_leaf=20,
+            max_features=0.5,
+            oob_score=True,
+            random_state=0,
+            n_jobs=1,
+        )
+        forest.fit(x.drop(columns="vol").to_numpy(), y)
+        residuals = y - forest.oob_prediction_
+        return _ForestFitted(forest, np.quantile(residuals, LEVELS, axis=0))

@@ -1,0 +1,49 @@
+"""VAR on daily log returns of USD/CLP, copper and the dollar index and on changes of the
+Chile-US rate differential; lag order by AIC. Intervals come from the VAR's own error
+covariance propagated through its moving-average form to the cumulative USD/CLP return."""
+
+import numpy as np
+import pandas as pd
+from statsmodels.tsa.api import VAR
+
+from .base import Fitted, Member, normal_quantiles
+
+COLUMNS = ["usdclp", "copper", "dxy"]
+
+
+def var_inputs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Returns on days with a genuine USD/CLP close; exogenous values are already past-aligned."""
+    rows = frame[frame["usdclp"].notna()]
+    out = np.log(rows[COLUMNS]).diff()
+    out["rate_differential"] = rows["rate_differential"].diff()
+    return out.dropna()
+
+
+class _VarFitted(Fitted):
+    def __init__(self, result):
+        self.result = result
+
+    def forecast(self, frame, origins, steps):
+        out = []
+        k_ar = self.result.k_ar
+        sigma_u = np.asarray(self.result.sigma_u)
+        for origin, n in zip(origins, steps, strict=True):
+            history = frame.loc[:origin]
+            inputs = var_inputs(history).to_numpy()
+            mean = self.result.forecast(inputs[-k_ar:], n)[:, 0]
+            psi = np.cumsum(self.result.ma_rep(n - 1), axis=0)  # (n, k, k): sums of MA matrices
+            # variance of the h-step sum: sum_{m<h} (Psi_m Sigma_u Psi_m')[0, 0]
+            cum_var = np.cumsum([(p @ sigma_u @ p.T)[0, 0] for p in psi])
+            last = float(history["usdclp"].dropna().iloc[-1])
+            out.append(normal_quantiles(last, np.cumsum(mean), np.sqrt(cum_var)))
+        return out
+
+
+class VectorAutoregression(Member):
+    name = "var"
+
+    def fit(self, frame, params):
+        inputs = var_inputs(frame).iloc[-params.lookback :]
+        model = VAR(inputs.to_numpy())
+        order = model.select_order(maxlags=params.var_max_lags).aic
+        return _VarFitted(model.fit(max(1, int(order)), trend="n"))

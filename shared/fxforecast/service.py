@@ -1,0 +1,149 @@
+"""One service run: settings -> data -> ensemble -> output files -> one metrics line."""
+
+import fcntl
+import os
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__, ensemble
+from .data import clean, load_raw
+from .errors import FxError
+from .horizons import horizon_params
+from .members import configured_members
+from .members.base import QUANTILE_COLUMNS
+from .outputs import render, steps_table, write_all
+from .runlog import append_metrics, available_mb, configure_logging, peak_rss_mb
+from .settings import Settings
+
+
+@contextmanager
+def service_lock(lock_path: Path, log):
+    """One run of a service at a time: a second run waits for the first to finish."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("another run of this service holds the lock; waiting", lock=str(lock_path))
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _payload(service, days, result, status, data) -> tuple[dict, pd.DataFrame]:
+    table = steps_table(result.step_dates, result.quantiles)
+    payload = {
+        "service": service,
+        "as_of": str(result.as_of.date()),
+        "horizon_days": days,
+        "target_date": table["date"].iloc[-1],
+        "status": status,
+        "unit": "CLP per USD",
+        "last_close": round(float(data.closes().iloc[-1]), 4),
+        "steps": [
+            {"date": row["date"], **{c: round(float(row[c]), 4) for c in QUANTILE_COLUMNS}}
+            for _, row in table.iterrows()
+        ],
+        "weights": {n: round(m.weight, 4) for n, m in result.members.items() if m.weight > 0},
+        "members": {n: {"status": m.status, "reason": m.reason} for n, m in result.members.items()},
+        "calibration": result.calibration,
+        "validation_origins": result.validation_origins,
+        "version": __version__,
+    }
+    return payload, table
+
+
+def run_service(service: str, days: int, settings: Settings, as_of=None, debug=False) -> int:
+    """Run one forecast; return the exit code. Every run appends exactly one metrics line."""
+    started = time.perf_counter()
+    log = configure_logging(service, settings.log_dir, debug)
+    record = {
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "service": service,
+        "horizon_days": days,
+        "as_of": None,
+        "status": "failed",
+        "error": None,
+        "version": __version__,
+    }
+    exit_code = 1
+    try:
+        with service_lock(settings.log_dir / f"{service}.lock", log):
+            exit_code = _forecast(service, days, settings, as_of, log, record)
+    except FxError as exc:
+        record["error"] = str(exc)
+        exit_code = exc.exit_code
+        log.error("run failed", error=str(exc))
+    except Exception as exc:  # the user sees one line; --debug shows the traceback
+        record["error"] = f"{type(exc).__name__}: {exc}"
+        log.error("run failed unexpectedly", error=record["error"])
+        if debug:
+            traceback.print_exc()
+    finally:
+        record["runtime_s"] = round(time.perf_counter() - started, 3)
+        record["peak_rss_mb"] = peak_rss_mb()
+        record["available_mb"] = available_mb()
+        append_metrics(settings.metrics_log_path, record)
+    if record["status"] == "failed":
+        hint = "" if debug else " (run with --debug for details)"
+        print(f"error: {record['error']}{hint if exit_code == 1 else ''}", file=sys.stderr)
+    return exit_code
+
+
+def _forecast(service, days, settings, as_of, log, record) -> int:
+    params = horizon_params(days)
+    data = clean(load_raw(settings.data_dir), as_of)
+    record["as_of"] = str(data.as_of.date())
+    age_days = (pd.Timestamp(datetime.now(UTC).date()) - data.as_of).days
+    record["data"] = {
+        "source": data.source,
+        "first_date": str(data.frame.index[0].date()),
+        "last_date": str(data.as_of.date()),
+        "age_days": age_days,
+        **data.report.as_dict(),
+    }
+    warnings = []
+    if as_of is None and age_days > settings.stale_data_days:
+        warnings.append(f"newest data row is {age_days} days old (limit STALE_DATA_DAYS="
+                        f"{settings.stale_data_days})")
+        log.warning("stale data", last_date=record["as_of"], age_days=age_days)
+    record["warnings"] = warnings
+    log.info("data loaded", as_of=record["as_of"], rows=len(data.frame),
+             bad_ticks=len(data.report.bad_ticks), stale_closes=data.report.stale_closes)
+
+    result = ensemble.forecast(data, params, configured_members(settings),
+                               settings.member_timeout_s)
+    status = "degraded" if result.degraded else "ok"
+    for name, member in result.members.items():
+        if member.status == "failed":
+            log.warning("member failed", member=name, reason=member.reason)
+    payload, table = _payload(service, days, result, status, data)
+    folder = settings.output_dir / service / payload["as_of"]
+    files = write_all(folder, render(payload, data.filled_close(), table))
+
+    target = payload["steps"][-1]
+    record.update(
+        status=status,
+        target_date=payload["target_date"],
+        members={n: m.summary() for n, m in result.members.items()},
+        forecast={c: target[c] for c in QUANTILE_COLUMNS},
+        calibration=result.calibration,
+        outputs=files,
+    )
+    log.info("forecast written", status=status, target_date=payload["target_date"],
+             median=target["q0.5"], folder=str(folder))
+    print(f"{service}: {status}; USD/CLP on {payload['target_date']}: median "
+          f"{target['q0.5']:.1f}, 80% [{target['q0.1']:.1f}, {target['q0.9']:.1f}], "
+          f"95% [{target['q0.025']:.1f}, {target['q0.975']:.1f}]")
+    print(f"forecast: {files['forecast.json']}")
+    print(f"chart:    {files['fan_chart.png']}")
+    return 0

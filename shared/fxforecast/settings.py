@@ -1,0 +1,89 @@
+"""Run settings: a service's .env file, overridden by the environment, validated in one place."""
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from .errors import ConfigError
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    enable_arima: bool = True
+    enable_var: bool = True
+    enable_rf: bool = True
+    enable_chronos: bool = False
+    chronos_model: str = "amazon/chronos-bolt-small"
+    chronos_min_available_mb: int = 1000
+    chronos_context_length: int | None = None  # None: the horizon's default
+    data_dir: Path | None = None  # None: the snapshot embedded in the package
+    output_dir: Path = Path("output")
+    metrics_log_path: Path = Path("logs/metrics.jsonl")
+    log_dir: Path = Path("logs")
+    stale_data_days: int = 7
+    member_timeout_s: float = 120.0
+
+
+KEYS = {f.name.upper(): f for f in fields(Settings)}
+
+
+def _parse(key: str, text: str, where: str):
+    kind = KEYS[key].type
+    text = text.strip()
+    if kind is bool:
+        if text.lower() in TRUE_WORDS:
+            return True
+        if text.lower() in FALSE_WORDS:
+            return False
+        raise ConfigError(f"{key}={text!r} in {where}: expected true or false")
+    if kind in (int, int | None):
+        if text == "" and kind is not int:
+            return None
+        try:
+            value = int(text)
+        except ValueError:
+            raise ConfigError(f"{key}={text!r} in {where}: expected a whole number") from None
+        if value <= 0:
+            raise ConfigError(f"{key}={text!r} in {where}: must be greater than 0")
+        return value
+    if kind is float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(f"{key}={text!r} in {where}: expected a number") from None
+        if not value > 0:
+            raise ConfigError(f"{key}={text!r} in {where}: must be greater than 0")
+        return value
+    if kind in (Path, Path | None):
+        if text == "":
+            if kind is Path:
+                raise ConfigError(f"{key} in {where} is empty: give a path")
+            return None
+        return Path(text).expanduser()
+    if text == "":
+        raise ConfigError(f"{key} in {where} is empty: give a value")
+    return text
+
+
+def load_settings(env_file: Path | None = None, environ=None, **overrides) -> Settings:
+    """Defaults < the .env file < environment variables < explicit overrides (CLI flags)."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    if env_file is not None and env_file.is_file():
+        for key, text in dotenv_values(env_file).items():
+            if key not in KEYS:
+                raise ConfigError(
+                    f"unknown key {key} in {env_file}; known keys: {', '.join(sorted(KEYS))}"
+                )
+            values[key] = _parse(key, text or "", str(env_file))
+    for key in KEYS:
+        if key in environ:
+            values[key] = _parse(key, environ[key], "the environment")
+    kwargs = {KEYS[key].name: value for key, value in values.items()}
+    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**kwargs)
