@@ -21,8 +21,13 @@ def _date(text: str) -> pd.Timestamp:
 def _add_run(sub):
     run = sub.add_parser("run", help="run one forecasting service once")
     run.add_argument("--service", help="service name (default forecaster_<H>d)")
-    run.add_argument("--horizon", type=int, required=True, choices=sorted(HORIZONS),
-                     help="horizon in calendar days")
+    run.add_argument(
+        "--horizon",
+        type=int,
+        required=True,
+        choices=sorted(HORIZONS),
+        help="horizon in calendar days",
+    )
     run.add_argument("--env-file", type=Path, help="the service's .env file")
     run.add_argument("--as-of", type=_date, help="forecast as of this date (yyyy-mm-dd)")
     run.add_argument("--data-dir", type=Path, help="folder with market_daily.csv, rates_daily.csv")
@@ -38,14 +43,77 @@ def _run(args) -> int:
     return run_service(service, args.horizon, settings, args.as_of, args.debug)
 
 
+def _horizons(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of days"
+        ) from None
+    unknown = [v for v in values if v not in HORIZONS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unsupported horizon(s) {unknown}; choose from {sorted(HORIZONS)}"
+        )
+    return values
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _add_backtest(sub):
+    bt = sub.add_parser("backtest", help="rolling-origin backtest against the random walk")
+    bt.add_argument(
+        "--horizons",
+        type=_horizons,
+        default=(7, 15, 30, 90),
+        help="comma-separated horizons in days (default 7,15,30,90)",
+    )
+    bt.add_argument("--start", type=_date, required=True, help="first origin week (yyyy-mm-dd)")
+    bt.add_argument("--end", type=_date, required=True, help="last origin week (yyyy-mm-dd)")
+    bt.add_argument("--data-dir", type=Path, help="folder with market_daily.csv, rates_daily.csv")
+    bt.add_argument("--env-file", type=Path, help=".env whose ENABLE_* settings to use")
+    bt.add_argument("--jobs", type=_positive, default=1, help="origins run in parallel")
+    bt.add_argument("--every", type=_positive, default=1, help="keep every K-th weekly origin")
+    bt.add_argument(
+        "--refit-weeks",
+        type=int,
+        default=4,
+        help="refit each member's final model every R weeks (0: at every origin)",
+    )
+    bt.add_argument("--out", type=Path, required=True, help="folder for the results")
+
+
+def _backtest(args) -> int:
+    from .backtest import BacktestSpec, run_backtest
+    from .data import load_raw
+
+    if args.start > args.end:
+        raise ConfigError(f"--start {args.start.date()} is after --end {args.end.date()}")
+    settings = load_settings(args.env_file, data_dir=args.data_dir)
+    spec = BacktestSpec(
+        args.horizons, str(args.start.date()), str(args.end.date()), args.every, args.refit_weeks
+    )
+    metrics = run_backtest(load_raw(settings.data_dir), settings, spec, args.out, args.jobs)
+    shown = metrics[metrics["model"].isin(["ensemble", "random_walk"])]
+    columns = ["model", "horizon_days", "n", "rel_mae", "rel_wql", "coverage80", "coverage95"]
+    print(shown[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"results: {args.out}/metrics.md, forecasts.csv, coverage.png, relative_error.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxforecast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
+    _add_backtest(sub)
     return parser
 
 
-COMMANDS = {"run": _run}
+COMMANDS = {"run": _run, "backtest": _backtest}
 
 
 def main(argv=None) -> int:

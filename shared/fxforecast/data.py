@@ -165,8 +165,11 @@ def clean(raw: RawData, as_of: pd.Timestamp | str | None = None) -> MarketData:
         for date in market.index[bad]:
             if column == "USDCLP":
                 report.bad_ticks.append(
-                    {"date": str(date.date()), "column": column,
-                     "value": float(market.at[date, column])}
+                    {
+                        "date": str(date.date()),
+                        "column": column,
+                        "value": float(market.at[date, column]),
+                    }
                 )
         market.loc[bad, column] = np.nan
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from .data import MarketData
 from .errors import DataError
@@ -25,6 +26,9 @@ MIN_VALIDATION_ORIGINS = 8
 # Interval pairs calibrated separately: (lower level index, upper level index, coverage).
 INTERVALS = ((1, 3, 0.80), (0, 4, 0.95))
 CALIBRATION_LIMITS = (0.5, 3.0)
+# Candidate shares of the members' combined drift kept in the median. FX is close to a random
+# walk: the share is earned on the validation origins, and 0 (no change) wins ties.
+DRIFT_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 class MemberTimeout(Exception):
@@ -59,6 +63,7 @@ class EnsembleForecast:
     quantiles: np.ndarray  # (steps, LEVELS), calibrated
     members: dict[str, MemberOutcome]
     calibration: dict[str, float]
+    drift_share: float
     validation_origins: int
 
     @property
@@ -71,6 +76,7 @@ class Validation:
     origins: list[pd.Timestamp]
     steps: list[int]
     actuals: list[np.ndarray]
+    last_closes: list[float]
 
 
 def validation_set(data: MarketData, params: HorizonParams) -> Validation:
@@ -80,7 +86,7 @@ def validation_set(data: MarketData, params: HorizonParams) -> Validation:
     filled = data.filled_close()
     closes = data.closes()
     latest = data.as_of - pd.Timedelta(days=params.days)
-    origins, steps, actuals = [], [], []
+    origins, steps, actuals, last_closes = [], [], [], []
     for k in range(params.validation_origins):
         candidates = index[index <= latest - pd.Timedelta(weeks=k)]
         if len(candidates) == 0:
@@ -93,7 +99,8 @@ def validation_set(data: MarketData, params: HorizonParams) -> Validation:
         origins.append(origin)
         steps.append(len(dates))
         actuals.append(filled.loc[dates].to_numpy())
-    return Validation(origins[::-1], steps[::-1], actuals[::-1])
+        last_closes.append(float(filled.loc[origin]))
+    return Validation(origins[::-1], steps[::-1], actuals[::-1], last_closes[::-1])
 
 
 def pinball_loss(quantiles: np.ndarray, actual: np.ndarray) -> float:
@@ -146,8 +153,9 @@ def _check(paths: list[np.ndarray], steps: list[int]) -> list[np.ndarray]:
     return checked
 
 
-def run_member(member, frame, params, validation, as_of, n_steps, timeout_s,
-               final_refit_weeks=0, cache=None) -> MemberOutcome:
+def run_member(
+    member, frame, params, validation, as_of, n_steps, timeout_s, final_refit_weeks=0, cache=None
+) -> MemberOutcome:
     """Fit, validate and forecast one member in a worker thread; failures become reasons."""
     cache = {} if cache is None else cache
     box: dict = {}
@@ -167,11 +175,14 @@ def run_member(member, frame, params, validation, as_of, n_steps, timeout_s,
     thread.join(timeout_s)
     seconds = time.perf_counter() - started
     if thread.is_alive():
-        return MemberOutcome(member.name, "failed", f"timed out after {timeout_s:g} s",
-                             seconds=seconds)
+        return MemberOutcome(
+            member.name, "failed", f"timed out after {timeout_s:g} s", seconds=seconds
+        )
     if "error" in box:
         exc = box["error"]
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(
+            ": "
+        )
         return MemberOutcome(member.name, "failed", reason, seconds=seconds)
     validation_paths, final = box["result"]
     try:
@@ -179,10 +190,14 @@ def run_member(member, frame, params, validation, as_of, n_steps, timeout_s,
         final = _check([final], [n_steps])[0]
     except ValueError as exc:
         return MemberOutcome(member.name, "failed", str(exc), seconds=seconds)
-    score = float(np.mean([pinball_loss(p, a) for p, a in
-                           zip(validation_paths, validation.actuals, strict=True)]))
-    return MemberOutcome(member.name, "ok", score=score, seconds=seconds, forecast=final,
-                         validation=validation_paths)
+    score = float(
+        np.mean(
+            [pinball_loss(p, a) for p, a in zip(validation_paths, validation.actuals, strict=True)]
+        )
+    )
+    return MemberOutcome(
+        member.name, "ok", score=score, seconds=seconds, forecast=final, validation=validation_paths
+    )
 
 
 def earn_weights(scores: dict[str, float]) -> dict[str, float]:
@@ -202,6 +217,31 @@ def combine(paths: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarr
     return np.sort(combined, axis=1)
 
 
+def keep_drift(path: np.ndarray, last: float, share: float) -> np.ndarray:
+    """Shift the whole distribution in log space so the median keeps `share` of its drift
+    away from the last close; the shape of the quantiles is unchanged."""
+    shift = (1 - share) * (np.log(path[:, MEDIAN]) - np.log(last))
+    return path * np.exp(-shift)[:, None]
+
+
+def choose_drift_share(paths, actuals, last_closes) -> float:
+    """The share of drift whose median had the lowest absolute error over the second half of
+    each validation path; the smallest share wins ties."""
+
+    def error(share):
+        return np.mean(
+            [
+                np.mean(
+                    np.abs(keep_drift(p, last, share)[len(a) // 2 :, MEDIAN] - a[len(a) // 2 :])
+                )
+                for p, a, last in zip(paths, actuals, last_closes, strict=True)
+            ]
+        )
+
+    errors = [error(share) for share in DRIFT_SHARES]
+    return DRIFT_SHARES[int(np.argmin(np.round(errors, 9)))]
+
+
 def calibration_factors(paths: list[np.ndarray], actuals: list[np.ndarray]) -> dict[str, float]:
     """Per interval, the factor on log-distance from the median that makes past errors in the
     second half of each path (where the target lies) fall inside as often as nominal."""
@@ -218,7 +258,9 @@ def calibration_factors(paths: list[np.ndarray], actuals: list[np.ndarray]) -> d
                 log_median - np.log(path[tail, lower]),
             )
             ratios.append(np.abs(error) / np.maximum(half_width, 1e-12))
-        factor = float(np.quantile(np.concatenate(ratios), coverage))
+        # Split-conformal level: (1 + 1/n) x nominal, n the number of validation paths.
+        level = min(1.0, coverage * (1 + 1 / len(paths)))
+        factor = float(np.quantile(np.concatenate(ratios), level))
         factors[f"{int(coverage * 100)}"] = float(np.clip(factor, *CALIBRATION_LIMITS))
     return factors
 
@@ -230,18 +272,35 @@ def calibrate(path: np.ndarray, factors: dict[str, float]) -> np.ndarray:
     for lower, upper, coverage in INTERVALS:
         factor = factors[f"{int(coverage * 100)}"]
         for level in (lower, upper):
-            out[:, level] = log_path[:, MEDIAN] + factor * (log_path[:, level] - log_path[:, MEDIAN])
+            out[:, level] = log_path[:, MEDIAN] + factor * (
+                log_path[:, level] - log_path[:, MEDIAN]
+            )
     return np.sort(np.exp(out), axis=1)
 
 
-def forecast(data: MarketData, params: HorizonParams, members: list[tuple[Member, bool]],
-             timeout_s: float, final_refit_weeks: int = 0, cache=None) -> EnsembleForecast:
+def forecast(
+    data: MarketData,
+    params: HorizonParams,
+    members: list[tuple[Member, bool]],
+    timeout_s: float,
+    final_refit_weeks: int = 0,
+    cache=None,
+) -> EnsembleForecast:
+    # One BLAS/OpenMP thread: the matrices are small, so nothing is lost, and results are
+    # identical to the last digit whatever the core count or the backtest's --jobs.
+    with threadpool_limits(limits=1):
+        return _forecast(data, params, members, timeout_s, final_refit_weeks, cache)
+
+
+def _forecast(data, params, members, timeout_s, final_refit_weeks, cache) -> EnsembleForecast:
     frame = data.frame
     as_of = data.as_of
     step_dates = future_step_dates(as_of, params.days)
     validation = validation_set(data, params)
     if len(validation.origins) < MIN_VALIDATION_ORIGINS:
-        needed = MIN_FIT_OBS + (params.days + 7 * (MIN_VALIDATION_ORIGINS + params.refit_weeks)) * 5 // 7
+        needed = (
+            MIN_FIT_OBS + (params.days + 7 * (MIN_VALIDATION_ORIGINS + params.refit_weeks)) * 5 // 7
+        )
         raise DataError(
             f"history too short for the {params.days}-day horizon: {data.closes().size} closes "
             f"up to {as_of.date()}, need about {needed}; use data that starts earlier or a later "
@@ -251,10 +310,21 @@ def forecast(data: MarketData, params: HorizonParams, members: list[tuple[Member
     outcomes: dict[str, MemberOutcome] = {}
     for member, enabled in members:
         if not enabled:
-            outcomes[member.name] = MemberOutcome(member.name, "disabled", "switched off in settings")
+            outcomes[member.name] = MemberOutcome(
+                member.name, "disabled", "switched off in settings"
+            )
             continue
-        outcomes[member.name] = run_member(member, frame, params, validation, as_of,
-                                           len(step_dates), timeout_s, final_refit_weeks, cache)
+        outcomes[member.name] = run_member(
+            member,
+            frame,
+            params,
+            validation,
+            as_of,
+            len(step_dates),
+            timeout_s,
+            final_refit_weeks,
+            cache,
+        )
     working = {name: o for name, o in outcomes.items() if o.status == "ok"}
     if not working:
         reasons = "; ".join(f"{n}: {o.reason}" for n, o in outcomes.items())
@@ -266,6 +336,14 @@ def forecast(data: MarketData, params: HorizonParams, members: list[tuple[Member
         combine({name: o.validation[i] for name, o in working.items()}, weights)
         for i in range(len(validation.origins))
     ]
+    share = choose_drift_share(validation_combined, validation.actuals, validation.last_closes)
+    validation_combined = [
+        keep_drift(path, last, share)
+        for path, last in zip(validation_combined, validation.last_closes, strict=True)
+    ]
     factors = calibration_factors(validation_combined, validation.actuals)
-    final = calibrate(combine({n: o.forecast for n, o in working.items()}, weights), factors)
-    return EnsembleForecast(as_of, step_dates, final, outcomes, factors, len(validation.origins))
+    combined = combine({n: o.forecast for n, o in working.items()}, weights)
+    final = calibrate(keep_drift(combined, float(data.closes().iloc[-1]), share), factors)
+    return EnsembleForecast(
+        as_of, step_dates, final, outcomes, factors, share, len(validation.origins)
+    )

@@ -19,10 +19,10 @@ class HorizonParams:
 
 
 HORIZONS: dict[int, HorizonParams] = {
-    7: HorizonParams(7, 750, 2, 2, 5, 100, 52, 13, 180),
-    15: HorizonParams(15, 750, 2, 2, 5, 100, 52, 13, 180),
-    30: HorizonParams(30, 1000, 2, 2, 5, 100, 78, 13, 90),
-    90: HorizonParams(90, 1000, 1, 1, 3, 100, 104, 13, 365),
+    7: HorizonParams(7, 750, 2, 2, 5, 100, 78, 13, 180),
+    15: HorizonParams(15, 750, 2, 2, 5, 100, 78, 13, 180),
+    30: HorizonParams(30, 1000, 2, 2, 5, 100, 130, 26, 90),
+    90: HorizonParams(90, 1000, 1, 1, 3, 100, 156, 26, 365),
 }
 
 # Fixed anchor for the refit grid, so every run (and every backtest origin) that falls in the

@@ -22,18 +22,26 @@ def configure_logging(service: str, log_dir: Path, debug: bool = False) -> struc
     """Readable lines on stderr, JSON lines in <log_dir>/<service>.log."""
     log_dir.mkdir(parents=True, exist_ok=True)
     console = logging.StreamHandler()
-    console.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_SHARED,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.dev.ConsoleRenderer(colors=False)],
-    ))
+    console.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=_SHARED,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.dev.ConsoleRenderer(colors=False),
+            ],
+        )
+    )
     to_file = logging.FileHandler(log_dir / f"{service}.log", encoding="utf-8")
-    to_file.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_SHARED,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.dict_tracebacks,
-                    structlog.processors.JSONRenderer()],
-    ))
+    to_file.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=_SHARED,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.dict_tracebacks,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)

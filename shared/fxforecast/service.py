@@ -56,6 +56,7 @@ def _payload(service, days, result, status, data) -> tuple[dict, pd.DataFrame]:
         "weights": {n: round(m.weight, 4) for n, m in result.members.items() if m.weight > 0},
         "members": {n: {"status": m.status, "reason": m.reason} for n, m in result.members.items()},
         "calibration": result.calibration,
+        "drift_share": result.drift_share,
         "validation_origins": result.validation_origins,
         "version": __version__,
     }
@@ -113,15 +114,23 @@ def _forecast(service, days, settings, as_of, log, record) -> int:
     }
     warnings = []
     if as_of is None and age_days > settings.stale_data_days:
-        warnings.append(f"newest data row is {age_days} days old (limit STALE_DATA_DAYS="
-                        f"{settings.stale_data_days})")
+        warnings.append(
+            f"newest data row is {age_days} days old (limit STALE_DATA_DAYS="
+            f"{settings.stale_data_days})"
+        )
         log.warning("stale data", last_date=record["as_of"], age_days=age_days)
     record["warnings"] = warnings
-    log.info("data loaded", as_of=record["as_of"], rows=len(data.frame),
-             bad_ticks=len(data.report.bad_ticks), stale_closes=data.report.stale_closes)
+    log.info(
+        "data loaded",
+        as_of=record["as_of"],
+        rows=len(data.frame),
+        bad_ticks=len(data.report.bad_ticks),
+        stale_closes=data.report.stale_closes,
+    )
 
-    result = ensemble.forecast(data, params, configured_members(settings),
-                               settings.member_timeout_s)
+    result = ensemble.forecast(
+        data, params, configured_members(settings), settings.member_timeout_s
+    )
     status = "degraded" if result.degraded else "ok"
     for name, member in result.members.items():
         if member.status == "failed":
@@ -137,13 +146,21 @@ def _forecast(service, days, settings, as_of, log, record) -> int:
         members={n: m.summary() for n, m in result.members.items()},
         forecast={c: target[c] for c in QUANTILE_COLUMNS},
         calibration=result.calibration,
+        drift_share=result.drift_share,
         outputs=files,
     )
-    log.info("forecast written", status=status, target_date=payload["target_date"],
-             median=target["q0.5"], folder=str(folder))
-    print(f"{service}: {status}; USD/CLP on {payload['target_date']}: median "
-          f"{target['q0.5']:.1f}, 80% [{target['q0.1']:.1f}, {target['q0.9']:.1f}], "
-          f"95% [{target['q0.025']:.1f}, {target['q0.975']:.1f}]")
+    log.info(
+        "forecast written",
+        status=status,
+        target_date=payload["target_date"],
+        median=target["q0.5"],
+        folder=str(folder),
+    )
+    print(
+        f"{service}: {status}; USD/CLP on {payload['target_date']}: median "
+        f"{target['q0.5']:.1f}, 80% [{target['q0.1']:.1f}, {target['q0.9']:.1f}], "
+        f"95% [{target['q0.025']:.1f}, {target['q0.975']:.1f}]"
+    )
     print(f"forecast: {files['forecast.json']}")
     print(f"chart:    {files['fan_chart.png']}")
     return 0

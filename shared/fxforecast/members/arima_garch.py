@@ -37,7 +37,9 @@ class _ArimaGarchFitted(Fitted):
             ma = np.r_[1, self.arima_result.maparams] if self.order[1] else np.array([1.0])
             psi_cum = np.cumsum(arma2ma(ar, ma, lags=n))
             # variance of the h-step sum: sum_k (sum_{i<=h-k} psi_i)^2 * sigma^2_{t+k}
-            cum_var = np.array([np.sum(psi_cum[:h][::-1] ** 2 * step_var[:h]) for h in range(1, n + 1)])
+            cum_var = np.array(
+                [np.sum(psi_cum[:h][::-1] ** 2 * step_var[:h]) for h in range(1, n + 1)]
+            )
             out.append(
                 normal_quantiles(
                     float(closes.iloc[-1]), np.cumsum(mean) / SCALE, np.sqrt(cum_var) / SCALE

@@ -39,16 +39,18 @@ class _ForestFitted(Fitted):
         self.residual_quantiles = residual_quantiles  # (len(LEVELS), max_steps), scaled units
 
     def forecast(self, frame, origins, steps):
+        # Features are causal (each row from itself and earlier rows), so one pass over the
+        # frame serves every origin; the row at an origin never reads past it.
+        table = features(frame.loc[: max(origins)])
+        closes = frame["usdclp"].dropna()
         out = []
         for origin, n in zip(origins, steps, strict=True):
-            history = frame.loc[:origin]
-            x = features(history).iloc[[-1]]
+            x = table.loc[:origin].iloc[[-1]]
             vol = float(x["vol"].iloc[0])
             scaled = self.forest.predict(x.drop(columns="vol").to_numpy())[0][:n]
             scale = vol * np.sqrt(np.arange(1, n + 1))
             paths = (scaled[:, None] + self.residual_quantiles[:, :n].T) * scale[:, None]
-            last = float(history["usdclp"].dropna().iloc[-1])
-            out.append(last * np.exp(paths))
+            out.append(float(closes.loc[:origin].iloc[-1]) * np.exp(paths))
         return out
 
 

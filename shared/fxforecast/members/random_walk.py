@@ -15,7 +15,9 @@ class _RandomWalkFitted(Fitted):
             closes = closes_until(frame, origin)
             sigma = float(log_returns(closes).iloc[-SIGMA_WINDOW:].std())
             horizon = np.arange(1, n + 1)
-            out.append(normal_quantiles(float(closes.iloc[-1]), np.zeros(n), sigma * np.sqrt(horizon)))
+            out.append(
+                normal_quantiles(float(closes.iloc[-1]), np.zeros(n), sigma * np.sqrt(horizon))
+            )
         return out
 
 

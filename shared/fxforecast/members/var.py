@@ -24,17 +24,17 @@ class _VarFitted(Fitted):
         self.result = result
 
     def forecast(self, frame, origins, steps):
-        out = []
         k_ar = self.result.k_ar
         sigma_u = np.asarray(self.result.sigma_u)
+        inputs = var_inputs(frame.loc[: max(origins)])  # returns are causal: one pass serves all
+        closes = frame["usdclp"].dropna()
+        out = []
         for origin, n in zip(origins, steps, strict=True):
-            history = frame.loc[:origin]
-            inputs = var_inputs(history).to_numpy()
-            mean = self.result.forecast(inputs[-k_ar:], n)[:, 0]
+            mean = self.result.forecast(inputs.loc[:origin].to_numpy()[-k_ar:], n)[:, 0]
             psi = np.cumsum(self.result.ma_rep(n - 1), axis=0)  # (n, k, k): sums of MA matrices
             # variance of the h-step sum: sum_{m<h} (Psi_m Sigma_u Psi_m')[0, 0]
             cum_var = np.cumsum([(p @ sigma_u @ p.T)[0, 0] for p in psi])
-            last = float(history["usdclp"].dropna().iloc[-1])
+            last = float(closes.loc[:origin].iloc[-1])
             out.append(normal_quantiles(last, np.cumsum(mean), np.sqrt(cum_var)))
         return out
 

@@ -1,0 +1,139 @@
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from fxforecast import ensemble
+from fxforecast.data import clean
+from fxforecast.errors import DataError
+from fxforecast.horizons import horizon_params
+from fxforecast.members import configured_members
+from fxforecast.members.base import Fitted, Member
+from fxforecast.members.random_walk import RandomWalk
+from fxforecast.settings import Settings
+
+
+class Broken(Member):
+    """A member whose fit raises, as a real library failure would."""
+
+    name = "broken"
+
+    def fit(self, frame, params):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+
+class NotANumber(Member):
+    name = "not_a_number"
+
+    def fit(self, frame, params):
+        class Bad(Fitted):
+            def forecast(self, frame, origins, steps):
+                return [np.full((n, 5), np.nan) for n in steps]
+
+        return Bad()
+
+
+class Hangs(Member):
+    name = "hangs"
+
+    def fit(self, frame, params):
+        time.sleep(30)
+
+
+@pytest.fixture(scope="module")
+def data(raw):
+    return clean(raw, "2023-06-30")
+
+
+def test_weights_sum_to_one_favour_lower_loss_and_are_shrunk():
+    weights = ensemble.earn_weights({"a": 1.0, "b": 2.0, "c": 4.0})
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights["a"] > weights["b"] > weights["c"]
+    assert weights["c"] >= ensemble.WEIGHT_SHRINK / 3  # shrinkage keeps every member in play
+    equal = ensemble.earn_weights({"a": 3.0, "b": 3.0})
+    assert equal == pytest.approx({"a": 0.5, "b": 0.5})
+
+
+def test_pinball_loss_by_hand():
+    quantiles = np.array([[90.0, 95.0, 100.0, 105.0, 110.0]])
+    # actual 104: losses 0.025*14, 0.1*9, 0.5*4, 0.1*1 (above q0.9? no: 104<105 -> 0.1*1), ...
+    expected = np.mean([0.025 * 14, 0.1 * 9, 0.5 * 4, (1 - 0.9) * 1, (1 - 0.975) * 6])
+    assert ensemble.pinball_loss(quantiles, np.array([104.0])) == pytest.approx(expected)
+
+
+def test_calibration_widens_intervals_that_were_too_narrow():
+    rng = np.random.default_rng(0)
+    paths, actuals = [], []
+    for _ in range(60):
+        sd = 0.01 * np.sqrt(np.arange(1, 6))
+        z = np.array([-1.96, -1.2816, 0, 1.2816, 1.96])
+        paths.append(100 * np.exp(sd[:, None] * z[None, :]))
+        actuals.append(100 * np.exp(2 * sd * rng.standard_normal(5)))  # truly twice as wide
+    factors = ensemble.calibration_factors(paths, actuals)
+    assert 1.6 < factors["80"] < 2.5 and 1.6 < factors["95"] < 2.5
+    calibrated = ensemble.calibrate(paths[0], factors)
+    assert np.allclose(calibrated[:, 2], paths[0][:, 2])
+    assert np.all(calibrated[:, 4] - calibrated[:, 0] > paths[0][:, 4] - paths[0][:, 0])
+
+
+def test_ensemble_weights_every_member_and_sums_to_one(data):
+    params = horizon_params(7)
+    result = ensemble.forecast(data, params, configured_members(Settings()), 120)
+    weights = [m.weight for m in result.members.values()]
+    assert sum(weights) == pytest.approx(1.0)
+    assert all(w > 0 for w in weights)
+    assert all(m.score > 0 for m in result.members.values())
+    assert not result.degraded
+    assert result.validation_origins == params.validation_origins
+    assert np.all(np.diff(result.quantiles, axis=1) >= 0)
+
+
+def test_a_failing_member_gets_weight_zero_and_the_run_goes_on(data):
+    members = [(RandomWalk(), True), (Broken(), True), (NotANumber(), True), (Hangs(), True)]
+    started = time.perf_counter()
+    result = ensemble.forecast(data, horizon_params(7), members, timeout_s=2)
+    assert time.perf_counter() - started < 20
+    assert result.degraded
+    assert result.members["random_walk"].weight == pytest.approx(1.0)
+    assert result.members["broken"].status == "failed"
+    assert "LinAlgError: Singular matrix" in result.members["broken"].reason
+    assert "non-finite" in result.members["not_a_number"].reason
+    assert "timed out after 2 s" in result.members["hangs"].reason
+    for name in ("broken", "not_a_number", "hangs"):
+        assert result.members[name].weight == 0
+    assert np.all(np.isfinite(result.quantiles))
+
+
+def test_disabled_members_are_reported_not_degraded(data):
+    settings = Settings(enable_var=False, enable_rf=False)
+    result = ensemble.forecast(data, horizon_params(7), configured_members(settings), 120)
+    assert result.members["var"].status == "disabled"
+    assert result.members["random_forest"].weight == 0
+    assert not result.degraded
+
+
+def test_later_data_changes_nothing(raw):
+    """Leakage: rows after the as-of date, changed wildly, leave the forecast identical."""
+    as_of = pd.Timestamp("2021-03-05")
+    members = configured_members(Settings())
+    before = ensemble.forecast(clean(raw, as_of), horizon_params(15), members, 120)
+    market = raw.market.copy()
+    later = market.index > as_of
+    market.loc[later, ["USDCLP", "Copper", "DXY"]] = (
+        market.loc[later, ["USDCLP", "Copper", "DXY"]] * 1.7
+    )
+    rates = raw.rates.copy()
+    rates.loc[rates.index > as_of, "rate_differential"] = 12.0
+    changed = type(raw)(market, rates, raw.source)
+    after = ensemble.forecast(clean(changed, as_of), horizon_params(15), members, 120)
+    assert np.array_equal(before.quantiles, after.quantiles)
+    assert {n: m.weight for n, m in before.members.items()} == {
+        n: m.weight for n, m in after.members.items()
+    }
+
+
+def test_too_short_history_is_a_clear_error(raw):
+    with pytest.raises(DataError, match="history too short for the 90-day horizon"):
+        ensemble.forecast(
+            clean(raw, "2011-12-30"), horizon_params(90), configured_members(Settings()), 120
+        )

@@ -1,0 +1,57 @@
+import numpy as np
+import pandas as pd
+import pytest
+from fxforecast.data import clean
+from fxforecast.horizons import future_step_dates, horizon_params
+from fxforecast.members import configured_members
+from fxforecast.members.base import LEVELS, max_steps
+from fxforecast.members.forest import features
+from fxforecast.settings import Settings
+
+MEMBERS = [m for m, _ in configured_members(Settings())]
+
+
+@pytest.fixture(scope="module")
+def snapshot(raw):
+    return clean(raw)
+
+
+@pytest.mark.parametrize("days", [7, 90])
+@pytest.mark.parametrize("member", MEMBERS, ids=lambda m: m.name)
+def test_member_quantiles_are_monotone_plausible_clp(snapshot, member, days):
+    params = horizon_params(days)
+    n = len(future_step_dates(snapshot.as_of, days))
+    path = member.fit(snapshot.frame, params).forecast(snapshot.frame, [snapshot.as_of], [n])[0]
+    last = snapshot.closes().iloc[-1]
+    assert path.shape == (n, len(LEVELS))
+    assert np.all(np.isfinite(path))
+    assert np.all(np.diff(path, axis=1) >= 0), "quantiles must not cross"
+    # CLP per USD, near the last close: the median within 5%, the 95% band inside +-30%.
+    assert abs(path[-1, 2] / last - 1) < 0.05
+    assert 0.7 * last < path[-1, 0] and path[-1, -1] < 1.3 * last
+    # Plausible width at the target: USD/CLP moves ~0.7% a day.
+    width80 = (path[-1, 3] - path[-1, 1]) / last
+    expected = 0.0065 * np.sqrt(n) * 2 * 1.2816
+    assert expected / 3 < width80 < expected * 3
+    # The 95% interval is wider than the 80% one, and intervals widen with the step.
+    assert np.all(path[:, 4] - path[:, 0] > path[:, 3] - path[:, 1])
+    assert path[-1, 3] - path[-1, 1] > path[0, 3] - path[0, 1]
+
+
+def test_max_steps_covers_every_calendar_position():
+    for days in (7, 15, 30, 90):
+        longest = max(
+            len(future_step_dates(pd.Timestamp("2024-01-01") + pd.Timedelta(days=i), days))
+            for i in range(7)
+        )
+        assert longest == max_steps(days)
+
+
+def test_forest_features_use_only_past_rows(snapshot):
+    frame = snapshot.frame
+    cut = frame.index[-200]
+    before = features(frame.loc[:cut])
+    changed = frame.copy()
+    changed.loc[changed.index > cut, ["usdclp", "copper", "dxy"]] *= 1.5
+    after = features(changed).loc[:cut]
+    pd.testing.assert_frame_equal(before, after)
