@@ -38,14 +38,28 @@ def _run(args) -> int:
     return run_service(service, args.horizon, settings, args.as_of, args.debug)
 
 
+def _add_fetch_data(sub):
+    fetch = sub.add_parser("fetch-data", help="refresh the local data cache from the live sources")
+    fetch.add_argument("--env-file", type=Path, help="a service's .env file (for the source URLs)")
+    fetch.add_argument("--data-dir", type=Path,
+                       help="the cache folder (default DATA_DIR, else data/)")
+
+
+def _fetch_data(args) -> int:
+    from .livedata import fetch_data
+
+    return fetch_data(load_settings(args.env_file, data_dir=args.data_dir))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxforecast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
+    _add_fetch_data(sub)
     return parser
 
 
-COMMANDS = {"run": _run}
+COMMANDS = {"run": _run, "fetch-data": _fetch_data}
 
 
 def main(argv=None) -> int:

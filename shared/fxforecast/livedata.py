@@ -146,7 +146,7 @@ def _fill(frame: pd.DataFrame, new: dict[str, pd.Series]) -> pd.DataFrame:
 
 def merge(stored: cache.Stored, accepted: dict[str, pd.Series]) -> cache.Stored:
     """The stored tables with the accepted values added, in the snapshot's shapes."""
-    market_new = {c: s[s.index.dayofweek < 5] for c, s in accepted.items() if c in MARKET_COLUMNS}
+    market_new = {c: s[s.index.day_of_week < 5] for c, s in accepted.items() if c in MARKET_COLUMNS}
     market = _fill(stored.market, market_new)
     # A run's as-of date is the newest row: no row past the newest USD/CLP close.
     market = market.loc[:market["USDCLP"].last_valid_index()]
@@ -186,7 +186,8 @@ def refresh(settings: Settings, log) -> Refresh:
         report.results.append(result)
         history = stored.column(feed.column)
         newest = history.last_valid_index()
-        start = (newest if newest is not None else stored.market.index[0]) - pd.Timedelta(
+        # A series not stored yet (the cross-check ones, at first) starts where the market ends.
+        start = (newest if newest is not None else stored.market.index[-1]) - pd.Timedelta(
             days=OVERLAP_DAYS)
         try:
             answer = FETCHERS[feed.source](http, urls[feed.source].rstrip("/"), feed.code,
@@ -290,7 +291,7 @@ def fetch_data(settings: Settings) -> int:
     report = refresh(settings, log)
     for result in report.results:
         feed = result.feed
-        print(f"{feed.column:<16}{feed.source} {feed.code:<12}{result.summary()}")
+        print(f"{feed.column:<16}{feed.source + ' ' + feed.code:<24}{result.summary()}")
     chosen = _choose(settings, report, log)
     newest = newest_dates(chosen.raw)
     print(f"data for runs: {chosen.data_source} ({chosen.raw.source}), USDCLP to "

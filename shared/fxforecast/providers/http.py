@@ -24,8 +24,8 @@ class FetchFailed(SourceError):
 class Http:
     """One refresh's HTTP client.
 
-    A source that did not answer at all (refused, timed out) after every attempt is marked down
-    and its remaining requests are skipped, so a refresh with every host down ends in about
+    A source that failed every attempt (refused, timed out, server error) is marked down and
+    its remaining requests are skipped, so a refresh with every host down ends in about
     sources x attempts x timeout seconds. No request starts after the budget is used up.
     """
 
@@ -38,7 +38,7 @@ class Http:
         if not url.startswith(("http://", "https://")):
             raise FetchFailed(f"{url!r} is not an http(s) URL; fix {source.upper()}_URL")
         if source in self.down:
-            raise FetchFailed(f"skipped {url}: {source} did not answer earlier in this refresh")
+            raise FetchFailed(f"skipped {url}: {source} failed earlier in this refresh")
         for attempt in range(ATTEMPTS):
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
@@ -47,17 +47,17 @@ class Http:
                 response = requests.get(url, params=params, headers=HEADERS,
                                         timeout=min(self.timeout_s, remaining))
             except (requests.ConnectionError, requests.Timeout) as exc:
-                problem, answered = f"no answer ({type(exc).__name__})", False
+                problem = f"no answer ({type(exc).__name__})"
             except requests.RequestException as exc:
-                problem, answered = f"broken answer ({type(exc).__name__})", True
+                problem = f"broken answer ({type(exc).__name__})"
             else:
                 if response.status_code == 200:
                     return response.content
-                problem, answered = f"HTTP {response.status_code}", True
+                problem = f"HTTP {response.status_code}"
                 if response.status_code < 500 and response.status_code != 429:
                     break  # a client error will not go away by asking again
             if attempt + 1 < ATTEMPTS:
-                time.sleep(BACKOFF_S * 2**attempt)
-        if not answered:
+                time.sleep(max(0.0, min(BACKOFF_S * 2**attempt, self.deadline - time.monotonic())))
+        else:  # every attempt failed without a client error: the host is down for now
             self.down.add(source)
         raise FetchFailed(f"{url}: {problem} after {attempt + 1} attempt(s)")
