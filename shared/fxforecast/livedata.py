@@ -10,6 +10,7 @@ into USDCLP. mindicador's `libra_cobre` checks Yahoo's copper (HG=F) the same wa
 """
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -170,6 +171,17 @@ def _count(stored: cache.Stored) -> dict[str, int]:
     return {f.column: int(stored.column(f.column).notna().sum()) for f in FEEDS}
 
 
+def _ask(http: Http, base_url: str, feeds: list[Feed], starts: dict, today) -> list:
+    """One source's feeds in turn, each answer a series or the SourceError it raised."""
+    answers = []
+    for feed in feeds:
+        try:
+            answers.append(FETCHERS[feed.source](http, base_url, feed.code, starts[feed], today))
+        except SourceError as exc:
+            answers.append(exc)
+    return answers
+
+
 def refresh(settings: Settings, log) -> Refresh:
     """Ask every source for what is newer than the cache, check it, merge it in, store it.
 
@@ -179,23 +191,36 @@ def refresh(settings: Settings, log) -> Refresh:
     today = pd.Timestamp(datetime.now(UTC).date())
     urls = {"yahoo": settings.yahoo_url, "mindicador": settings.mindicador_url,
             "fred": settings.fred_url}
+    starts = {}
+    for feed in FEEDS:
+        # A series not stored yet (the cross-check ones, at first) starts where the market ends.
+        newest = stored.column(feed.column).last_valid_index()
+        newest = newest if newest is not None else stored.market.index[-1]
+        starts[feed] = (newest - pd.Timedelta(days=OVERLAP_DAYS)).date()
     http = Http(settings.data_timeout_s, settings.data_refresh_budget_s)
+    by_source = {source: [f for f in FEEDS if f.source == source] for source in urls}
+    answers = {}
+    # The sources in parallel, so a host that hangs delays only its own feeds.
+    with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+        jobs = {source: pool.submit(_ask, http, url.rstrip("/"), by_source[source], starts,
+                                    today.date())
+                for source, url in urls.items()}
+        for source, job in jobs.items():
+            answers.update(zip(by_source[source], job.result(), strict=True))
+
     report, accepted = Refresh(), {}
     for feed in FEEDS:
         result = FeedResult(feed)
         report.results.append(result)
         history = stored.column(feed.column)
-        newest = history.last_valid_index()
-        # A series not stored yet (the cross-check ones, at first) starts where the market ends.
-        start = (newest if newest is not None else stored.market.index[-1]) - pd.Timedelta(
-            days=OVERLAP_DAYS)
         try:
-            answer = FETCHERS[feed.source](http, urls[feed.source].rstrip("/"), feed.code,
-                                           start.date(), today.date())
-            accepted[feed.column] = check(feed, answer, history, today, log)
+            if isinstance(answers[feed], SourceError):
+                raise answers[feed]
+            accepted[feed.column] = check(feed, answers[feed], history, today, log)
         except SourceError as exc:
             result.status = "failed" if isinstance(exc, FetchFailed) else "rejected"
             result.detail = str(exc)
+            newest = history.last_valid_index()
             log.warning(f"{feed.source} {feed.code} {result.status}; keeping stored "
                         f"{feed.column}", reason=str(exc),
                         stored_newest=str(newest.date()) if newest is not None else None)
