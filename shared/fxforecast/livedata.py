@@ -84,7 +84,8 @@ class Refresh:
     @property
     def live(self) -> bool:
         """The forecast target came fresh from its source and is in the cache."""
-        return self.error is None and self.results[0].status == "ok"
+        target = next(r for r in self.results if r.feed.column == "USDCLP")
+        return self.error is None and target.status == "ok"
 
 
 def _implausible(new: pd.Series, history: pd.Series, feed: Feed) -> pd.Series:
