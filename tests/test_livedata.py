@@ -161,6 +161,8 @@ BAD_ANSWERS = {
                             "fed_rate", "not the expected CSV"),
     "mindicador malformed": ("/api/tpm/2024", Response('{"serie": [{"fecha": "2024-12-06"}]}'),
                              "chile_rate", "malformed"),
+    "mindicador not an object": ("/api/tpm/2024", Response("[]"), "chile_rate", "malformed"),
+    "yahoo not an object": ("/v8/finance/chart/CLP=X", Response("[]"), "USDCLP", "malformed"),
 }
 
 

@@ -24,7 +24,7 @@ def fetch(http: Http, base_url: str, code: str, start: date, today: date) -> pd.
             for item in payload["serie"]:
                 days.append(pd.Timestamp(item["fecha"][:10]))
                 values.append(float(item["valor"]))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SourceError(f"mindicador {code}/{year}: malformed ({exc!r:.80})") from None
     series = pd.Series(values, index=pd.DatetimeIndex(days, name="date"), dtype=float)
     series = series[~series.index.duplicated(keep="first")].sort_index()

@@ -40,7 +40,7 @@ def fetch(http: Http, base_url: str, symbol: str, start: date, today: date) -> p
         closes = result["indicators"]["quote"][0].get("close", [])
         days = pd.to_datetime(stamps, unit="s", utc=True).tz_convert(zone)
         values = pd.to_numeric(pd.Series(closes, dtype=object), errors="raise")
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         raise SourceError(f"Yahoo {symbol}: malformed chart response ({exc!r:.80})") from None
     if len(stamps) != len(closes):
         raise SourceError(f"Yahoo {symbol}: truncated response ({len(stamps)} timestamps, "
