@@ -65,21 +65,20 @@ def choose(folder: Path, log) -> tuple[RawData, str]:
     return cached, "cache"
 
 
-def read(folder: Path, log) -> Stored:
-    raw, _ = choose(folder, log)
+def _read_crosscheck(folder: Path, log) -> pd.DataFrame:
     path = folder / CROSSCHECK_FILE
     if path.exists():
         try:
-            crosscheck = _read_csv(path, CROSSCHECK_COLUMNS, "date")
+            return _read_csv(path, CROSSCHECK_COLUMNS, "date")
         except DataError as exc:
             log.warning("cross-check file unreadable; starting it afresh", error=str(exc))
-            crosscheck = None
-    else:
-        crosscheck = None
-    if crosscheck is None:
-        crosscheck = pd.DataFrame(columns=CROSSCHECK_COLUMNS[1:], dtype=float,
-                                  index=pd.DatetimeIndex([], name="date"))
-    return Stored(raw.market, raw.rates, crosscheck)
+    return pd.DataFrame(columns=CROSSCHECK_COLUMNS[1:], dtype=float,
+                        index=pd.DatetimeIndex([], name="date"))
+
+
+def read(folder: Path, log) -> Stored:
+    raw, _ = choose(folder, log)
+    return Stored(raw.market, raw.rates, _read_crosscheck(folder, log))
 
 
 @contextmanager
