@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install forecast run-7d run-15d run-30d run-90d test bench lint clean
+.PHONY: install forecast run-7d run-15d run-30d run-90d test bench bench-refresh fetch-data lint clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m fxforecast.bench
+
+# Live data: refresh the cache in data/ (or DATA_DIR); time a run with every source down.
+fetch-data: $(STAMP)
+	$(BIN)/fxforecast fetch-data $(ARGS)
+
+bench-refresh: $(STAMP)
+	$(BIN)/python -m fxforecast.bench_refresh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

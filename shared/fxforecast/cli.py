@@ -105,24 +105,36 @@ def _backtest(args) -> int:
     return 0
 
 
+def _add_fetch_data(sub):
+    fetch = sub.add_parser("fetch-data", help="refresh the local data cache from the live sources")
+    fetch.add_argument("--env-file", type=Path, help="a service's .env file (for the source URLs)")
+    fetch.add_argument(
+        "--data-dir", type=Path, help="the cache folder (default DATA_DIR, else data/)"
+    )
+
+
+def _fetch_data(args) -> int:
+    from .livedata import fetch_data
+
+    return fetch_data(load_settings(args.env_file, data_dir=args.data_dir))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxforecast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_backtest(sub)
+    _add_fetch_data(sub)
     return parser
 
 
-COMMANDS = {"run": _run, "backtest": _backtest}
+COMMANDS = {"run": _run, "backtest": _backtest, "fetch-data": _fetch_data}
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
     except FxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

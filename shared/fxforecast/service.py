@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__, ensemble
-from .data import clean, load_raw
+from . import __version__, ensemble, livedata
+from .data import clean
 from .errors import FxError
 from .horizons import horizon_params
 from .members import configured_members
@@ -102,11 +102,13 @@ def run_service(service: str, days: int, settings: Settings, as_of=None, debug=F
 
 def _forecast(service, days, settings, as_of, log, record) -> int:
     params = horizon_params(days)
-    data = clean(load_raw(settings.data_dir), as_of)
+    resolved = livedata.resolve(settings, log)  # live refresh -> cache -> snapshot
+    data = clean(resolved.raw, as_of)
     record["as_of"] = str(data.as_of.date())
     age_days = (pd.Timestamp(datetime.now(UTC).date()) - data.as_of).days
     record["data"] = {
         "source": data.source,
+        **resolved.as_record(),  # data_source, newest date per series, refresh per feed
         "first_date": str(data.frame.index[0].date()),
         "last_date": str(data.as_of.date()),
         "age_days": age_days,
