@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install forecast run-7d run-15d run-30d run-90d test bench bench-refresh fetch-data lint clean
+.PHONY: install forecast run-7d run-15d run-30d run-90d test bench bench-refresh fetch-data lint clean backtest
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,8 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) output .pytest_cache .ruff_cache
+
+# The rolling-origin backtest of EVALUATION.md (about 20-30 minutes on 2 cores).
+backtest: $(STAMP)
+	$(BIN)/fxforecast backtest --horizons 7,15,30,90 --start 2017-01-06 --end 2024-11-29 \
+		--jobs 2 --out output/backtest $(ARGS)

@@ -69,7 +69,7 @@ def test_calibration_widens_intervals_that_were_too_narrow():
         z = np.array([-1.96, -1.2816, 0, 1.2816, 1.96])
         paths.append(100 * np.exp(sd[:, None] * z[None, :]))
         actuals.append(100 * np.exp(2 * sd * rng.standard_normal(5)))  # truly twice as wide
-    factors = ensemble.calibration_factors(paths, actuals)
+    factors = ensemble.calibration_factors(paths, actuals, days=7)
     assert 1.6 < factors["80"] < 2.5 and 1.6 < factors["95"] < 2.5
     calibrated = ensemble.calibrate(paths[0], factors)
     assert np.allclose(calibrated[:, 2], paths[0][:, 2])
@@ -137,3 +137,30 @@ def test_too_short_history_is_a_clear_error(raw):
         ensemble.forecast(
             clean(raw, "2011-12-30"), horizon_params(90), configured_members(Settings()), 120
         )
+
+
+def _paths_with_drift(rng, drift_is_real: bool, n=80):
+    paths, actuals, lasts = [], [], []
+    z = np.array([-1.96, -1.2816, 0, 1.2816, 1.96])
+    for _ in range(n):
+        drift = rng.normal(0, 0.01)
+        sd = 0.005 * np.sqrt(np.arange(1, 6))
+        median = 100 * np.exp(drift * np.arange(1, 6) / 5)
+        paths.append(median[:, None] * np.exp(sd[:, None] * z[None, :]))
+        realised = drift if drift_is_real else rng.normal(0, 0.01)
+        actuals.append(100 * np.exp(realised * np.arange(1, 6) / 5 + sd * rng.normal(size=5)))
+        lasts.append(100.0)
+    return paths, actuals, lasts
+
+
+def test_drift_is_kept_only_when_it_beat_no_change():
+    rng = np.random.default_rng(1)
+    assert ensemble.choose_drift_share(*_paths_with_drift(rng, True), days=7) == 1.0
+    assert ensemble.choose_drift_share(*_paths_with_drift(rng, False), days=7) == 0.0
+
+
+def test_keep_drift_moves_the_median_and_keeps_the_shape():
+    path = np.array([[98.0, 99.0, 101.0, 103.0, 104.0]])
+    kept = ensemble.keep_drift(path, 100.0, 0.0)
+    assert kept[0, 2] == pytest.approx(100.0)
+    assert np.allclose(np.log(kept / kept[:, [2]]), np.log(path / path[:, [2]]))

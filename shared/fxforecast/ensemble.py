@@ -29,6 +29,8 @@ CALIBRATION_LIMITS = (0.5, 3.0)
 # Candidate shares of the members' combined drift kept in the median. FX is close to a random
 # walk: the share is earned on the validation origins, and 0 (no change) wins ties.
 DRIFT_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
+# Prior strength, in independent paths, that holds calibration factors toward 1.
+CALIBRATION_PRIOR_PATHS = 10
 
 
 class MemberTimeout(Exception):
@@ -224,12 +226,18 @@ def keep_drift(path: np.ndarray, last: float, share: float) -> np.ndarray:
     return path * np.exp(-shift)[:, None]
 
 
-def choose_drift_share(paths, actuals, last_closes) -> float:
-    """The share of drift whose median had the lowest absolute error over the second half of
-    each validation path; the smallest share wins ties."""
+def independent_paths(n_paths: int, days: int) -> float:
+    """Weekly origins of H-day paths overlap: about n * 7 / H of them are independent."""
+    return max(2.0, n_paths * 7 / max(days, 7))
 
-    def error(share):
-        return np.mean(
+
+def choose_drift_share(paths, actuals, last_closes, days: int) -> float:
+    """The share of drift kept in the median: the one with the lowest absolute error over the
+    second half of the validation paths, but only where it beats no change (share 0) by more
+    than one standard error of the difference; otherwise no change."""
+
+    def errors(share):
+        return np.array(
             [
                 np.mean(
                     np.abs(keep_drift(p, last, share)[len(a) // 2 :, MEDIAN] - a[len(a) // 2 :])
@@ -238,13 +246,27 @@ def choose_drift_share(paths, actuals, last_closes) -> float:
             ]
         )
 
-    errors = [error(share) for share in DRIFT_SHARES]
-    return DRIFT_SHARES[int(np.argmin(np.round(errors, 9)))]
+    no_change = errors(0.0)
+    n_eff = independent_paths(len(paths), days)
+    best_share, best_gain = 0.0, 0.0
+    for share in DRIFT_SHARES[1:]:
+        diff = errors(share) - no_change
+        gain = -diff.mean()
+        if gain > diff.std(ddof=1) / np.sqrt(n_eff) and gain > best_gain:
+            best_share, best_gain = share, gain
+    return best_share
 
 
-def calibration_factors(paths: list[np.ndarray], actuals: list[np.ndarray]) -> dict[str, float]:
+def calibration_factors(
+    paths: list[np.ndarray], actuals: list[np.ndarray], days: int
+) -> dict[str, float]:
     """Per interval, the factor on log-distance from the median that makes past errors in the
-    second half of each path (where the target lies) fall inside as often as nominal."""
+    second half of each path (where the target lies) fall inside as often as nominal.
+
+    The factor is shrunk toward 1 (in log terms) by how few independent paths it rests on, so
+    one shock in a short window does not swing the width for years."""
+    weight = independent_paths(len(paths), days)
+    weight /= weight + CALIBRATION_PRIOR_PATHS
     factors = {}
     for lower, upper, coverage in INTERVALS:
         ratios = []
@@ -260,7 +282,8 @@ def calibration_factors(paths: list[np.ndarray], actuals: list[np.ndarray]) -> d
             ratios.append(np.abs(error) / np.maximum(half_width, 1e-12))
         # Split-conformal level: (1 + 1/n) x nominal, n the number of validation paths.
         level = min(1.0, coverage * (1 + 1 / len(paths)))
-        factor = float(np.quantile(np.concatenate(ratios), level))
+        raw = float(np.quantile(np.concatenate(ratios), level))
+        factor = np.exp(weight * np.log(max(raw, 1e-6)))
         factors[f"{int(coverage * 100)}"] = float(np.clip(factor, *CALIBRATION_LIMITS))
     return factors
 
@@ -336,12 +359,14 @@ def _forecast(data, params, members, timeout_s, final_refit_weeks, cache) -> Ens
         combine({name: o.validation[i] for name, o in working.items()}, weights)
         for i in range(len(validation.origins))
     ]
-    share = choose_drift_share(validation_combined, validation.actuals, validation.last_closes)
+    share = choose_drift_share(
+        validation_combined, validation.actuals, validation.last_closes, params.days
+    )
     validation_combined = [
         keep_drift(path, last, share)
         for path, last in zip(validation_combined, validation.last_closes, strict=True)
     ]
-    factors = calibration_factors(validation_combined, validation.actuals)
+    factors = calibration_factors(validation_combined, validation.actuals, params.days)
     combined = combine({n: o.forecast for n, o in working.items()}, weights)
     final = calibrate(keep_drift(combined, float(data.closes().iloc[-1]), share), factors)
     return EnsembleForecast(

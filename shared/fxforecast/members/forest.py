@@ -43,13 +43,15 @@ class _ForestFitted(Fitted):
         # frame serves every origin; the row at an origin never reads past it.
         table = features(frame.loc[: max(origins)])
         closes = frame["usdclp"].dropna()
+        positions = table.index.get_indexer(origins, method="pad")  # last row on or before
+        if (positions < 0).any():
+            raise ValueError("an origin precedes the first row with complete features")
+        rows = table.iloc[positions]
+        predicted = self.forest.predict(rows.drop(columns="vol").to_numpy())  # one batched call
         out = []
-        for origin, n in zip(origins, steps, strict=True):
-            x = table.loc[:origin].iloc[[-1]]
-            vol = float(x["vol"].iloc[0])
-            scaled = self.forest.predict(x.drop(columns="vol").to_numpy())[0][:n]
+        for origin, n, scaled, vol in zip(origins, steps, predicted, rows["vol"], strict=True):
             scale = vol * np.sqrt(np.arange(1, n + 1))
-            paths = (scaled[:, None] + self.residual_quantiles[:, :n].T) * scale[:, None]
+            paths = (scaled[:n, None] + self.residual_quantiles[:, :n].T) * scale[:, None]
             out.append(float(closes.loc[:origin].iloc[-1]) * np.exp(paths))
         return out
 
@@ -72,6 +74,7 @@ class RandomForest(Member):
             n_estimators=params.rf_trees,
             min_samples_leaf=20,
             max_features=0.5,
+            max_samples=0.5,  # half the rows per tree: twice as fast, more diverse trees
             oob_score=True,
             random_state=0,
             n_jobs=1,
