@@ -70,15 +70,31 @@ def _status(args) -> int:
     return show_status(settings, args.last, args.json, datetime.now(UTC))
 
 
+def _add_rollout(sub):
+    rollout = sub.add_parser("rollout", help="switch Chronos on or off for one service")
+    rollout.add_argument("--service", required=True, help="e.g. forecaster_7d")
+    rollout.add_argument("--chronos", required=True, choices=["on", "off"])
+    rollout.add_argument("--root", type=Path, default=Path("."),
+                         help="project or install folder holding services/ (default: here)")
+
+
+def _rollout(args) -> int:
+    from .rollout import set_chronos
+
+    print(set_chronos(args.root, args.service, args.chronos == "on"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxforecast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_status(sub)
+    _add_rollout(sub)
     return parser
 
 
-COMMANDS = {"run": _run, "status": _status}
+COMMANDS = {"run": _run, "status": _status, "rollout": _rollout}
 
 
 def main(argv=None) -> int:
