@@ -1,7 +1,26 @@
-# Shared by install.sh and uninstall.sh (sourced): dry-run aware actions and the crontab block.
-# Expects PREFIX, DRY_RUN and CRON_USER to be set.
+# Shared by install.sh and uninstall.sh (sourced): arguments, dry-run aware actions and the
+# crontab block. The actions expect PREFIX, DRY_RUN and CRON_USER to be set.
 
 say() { echo "$*"; }
+die() { echo "error: $*" >&2; exit 2; }
+
+# PREFIX [--dry-run] plus the calling script's own options: its extra_option function takes
+# "$@", sets what it needs and USED (arguments consumed), or returns 1 for an unknown option.
+parse_arguments() {
+    PREFIX="" DRY_RUN=0
+    while (($#)); do
+        case $1 in
+            --dry-run) DRY_RUN=1 USED=1 ;;
+            -h | --help) echo "$usage"; exit 0 ;;
+            -*) extra_option "$@" || die "unknown option $1; $usage" ;;
+            *) [ -z "$PREFIX" ] || die "more than one PREFIX given; $usage"; PREFIX=$1 USED=1 ;;
+        esac
+        shift "$USED"
+    done
+    [ -n "$PREFIX" ] || die "no PREFIX given; $usage"
+    [[ $PREFIX = /* ]] || PREFIX="$PWD/$PREFIX"
+    PREFIX=${PREFIX%/}
+}
 
 # Run a command, or with --dry-run only say it.
 run() {

@@ -8,23 +8,15 @@ set -euo pipefail
 
 usage="usage: deploy/install.sh PREFIX [--dry-run] [--crontab-user USER] [--logrotate-dir DIR]"
 SOURCE=$(cd "$(dirname "$0")/.." && pwd)
-PREFIX="" DRY_RUN=0 CRON_USER=$(id -un) LOGROTATE_DIR=/etc/logrotate.d
-
-die() { echo "error: $*" >&2; exit 2; }
-while (($#)); do
-    case $1 in
-        --dry-run) DRY_RUN=1 ;;
-        --crontab-user) CRON_USER=${2:?$usage}; shift ;;
-        --logrotate-dir) LOGROTATE_DIR=${2:?$usage}; shift ;;
-        -h|--help) echo "$usage"; exit 0 ;;
-        -*) die "unknown option $1; $usage" ;;
-        *) [ -z "$PREFIX" ] || die "more than one PREFIX given; $usage"; PREFIX=$1 ;;
-    esac
-    shift
-done
-[ -n "$PREFIX" ] || die "no PREFIX given; $usage"
-[[ $PREFIX = /* ]] || PREFIX="$PWD/$PREFIX"
-PREFIX=${PREFIX%/}
+CRON_USER=$(id -un) LOGROTATE_DIR=/etc/logrotate.d
+source "$SOURCE/deploy/common.sh"
+extra_option() {
+    [[ $1 = --crontab-user || $1 = --logrotate-dir ]] || return 1
+    (($# >= 2)) || die "$1 needs a value; $usage"
+    if [ "$1" = --crontab-user ]; then CRON_USER=$2; else LOGROTATE_DIR=$2; fi
+    USED=2
+}
+parse_arguments "$@"
 # The path goes into crontab lines and a logrotate rule unquoted: keep it plain.
 [[ $PREFIX =~ ^/[A-Za-z0-9._/+-]+$ ]] ||
     die "PREFIX $PREFIX has characters other than letters, digits and . _ / + -; choose a plain path"
@@ -37,7 +29,6 @@ if [ -d "$LOGROTATE_DIR" ] && [ ! -w "$LOGROTATE_DIR" ]; then
 fi
 
 MANIFEST="$PREFIX/.fxforecast-manifest"
-source "$SOURCE/deploy/common.sh"
 
 render_logrotate() {
     sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@USER@|$CRON_USER|g" \

@@ -6,25 +6,12 @@
 set -euo pipefail
 
 usage="usage: deploy/uninstall.sh PREFIX [--dry-run]"
-PREFIX="" DRY_RUN=0
-
-die() { echo "error: $*" >&2; exit 2; }
-while (($#)); do
-    case $1 in
-        --dry-run) DRY_RUN=1 ;;
-        -h|--help) echo "$usage"; exit 0 ;;
-        -*) die "unknown option $1; $usage" ;;
-        *) [ -z "$PREFIX" ] || die "more than one PREFIX given; $usage"; PREFIX=$1 ;;
-    esac
-    shift
-done
-[ -n "$PREFIX" ] || die "no PREFIX given; $usage"
-[[ $PREFIX = /* ]] || PREFIX="$PWD/$PREFIX"
-PREFIX=${PREFIX%/}
+source "$(dirname "$0")/common.sh"
+extra_option() { return 1; }
+parse_arguments "$@"
 MANIFEST="$PREFIX/.fxforecast-manifest"
 [ -f "$MANIFEST" ] ||
     die "no install manifest at $MANIFEST: nothing to uninstall (install with deploy/install.sh)"
-source "$(dirname "$0")/common.sh"
 
 # Newest entries first, so files go before the folders that hold them.
 mapfile -t entries < <(tac "$MANIFEST")
