@@ -122,7 +122,8 @@ if ((DRY_RUN)); then
     say "would write $RULE:"
     render_logrotate
 else
-    mkdir -p "$LOGROTATE_DIR"
+    make_dir "$LOGROTATE_DIR"
+    record logrotate "$RULE"
     render_logrotate >"$RULE"
     chmod 644 "$RULE"
     if command -v logrotate >/dev/null; then
@@ -133,6 +134,5 @@ else
     fi
     say "logrotate rule: $RULE"
 fi
-record logrotate "$RULE"
 
 say "done. First run: cd $PREFIX && .venv/bin/python services/forecaster_7d/run.py"
