@@ -10,12 +10,14 @@ from fxforecast.status import STANDARD_SERVICES
 NOW = datetime.now(UTC)
 
 
-def run(service, days_ago, status="ok", runtime=4.0, rss=300.0, members=None, error=None):
+def run(service, days_ago, status="ok", runtime=4.0, rss=300.0, members=None, error=None,
+        warnings=None):
     return {
         "timestamp": (NOW - timedelta(days=days_ago)).isoformat(timespec="seconds"),
         "service": service, "horizon_days": 7, "as_of": "2024-11-29", "status": status,
         "error": error, "runtime_s": runtime, "peak_rss_mb": rss,
         "members": members or {"random_walk": {"status": "ok", "reason": None, "weight": 1.0}},
+        "warnings": warnings or [],
     }
 
 
@@ -40,7 +42,7 @@ def metrics(tmp_path):
         run("forecaster_7d", 7, runtime=6.0, rss=900.0, members=chronos("ok", 0.4)),
         run("forecaster_7d", 0.5, runtime=5.0, rss=850.0, members=chronos("failed", 0.0, "OOM")),
         run("forecaster_15d", 7),
-        run("forecaster_15d", 0.5, status="degraded", members={
+        run("forecaster_15d", 0.5, status="degraded", warnings=["forecast not stored"], members={
             "random_walk": {"status": "ok", "reason": None, "weight": 1.0},
             "var": {"status": "failed", "reason": "LinAlgError: singular matrix", "weight": 0}}),
         run("forecaster_30d", 7),
@@ -75,6 +77,7 @@ def test_report_per_service_and_alerts(metrics, capsys):
 
     degraded = services["forecaster_15d"]
     assert degraded["alerts"] == [] and degraded["last_status"] == "degraded"
+    assert degraded["last_warnings"] == ["forecast not stored"]
     assert degraded["failed_members"]["var"]["count"] == 1
     assert "singular" in degraded["failed_members"]["var"]["last_reason"]
 
@@ -99,6 +102,7 @@ def test_text_output_names_problems(metrics, capsys):
     assert "forecaster_7d: OK" in out and "forecaster_30d: ALERT" in out
     assert "! last run failed: data file not found: x.csv" in out
     assert "failed member   var 1x" in out
+    assert "warning         forecast not stored" in out
     assert "chronos         failed, mean weight 0.200 over 3 runs" in out
 
 

@@ -105,6 +105,7 @@ def service_health(runs: list[dict], last_n: int, now: datetime) -> dict:
         "last_run": last["timestamp"],
         "last_status": last.get("status"),
         "last_as_of": last.get("as_of"),
+        "last_warnings": last.get("warnings") or [],
         "days_since_success": days_since,
         "recent_runs": len(recent),
         "recent_successes": sum(r.get("status") in SUCCESS for r in recent),
@@ -148,6 +149,7 @@ def _format_health(report: dict) -> str:
             f"  peak RSS max    {s['peak_rss_mb_max']} MB",
             f"  chronos         {chronos['status']}{weight}",
         ]
+        lines += [f"  warning         {warning}" for warning in s["last_warnings"]]
         for member, failed in s["failed_members"].items():
             lines.append(f"  failed member   {member} {failed['count']}x, last "
                          f"{failed['last_time']}: {failed['last_reason']}")
