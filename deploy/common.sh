@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # usage is set by the sourcing script
 # Shared by install.sh and uninstall.sh (sourced): arguments, dry-run aware actions and the
 # crontab block. The actions expect PREFIX, DRY_RUN and CRON_USER to be set.
 

@@ -9,6 +9,7 @@ set -euo pipefail
 usage="usage: deploy/install.sh PREFIX [--dry-run] [--crontab-user USER] [--logrotate-dir DIR]"
 SOURCE=$(cd "$(dirname "$0")/.." && pwd)
 CRON_USER=$(id -un) LOGROTATE_DIR=/etc/logrotate.d
+# shellcheck source=deploy/common.sh
 source "$SOURCE/deploy/common.sh"
 extra_option() {
     [[ $1 = --crontab-user || $1 = --logrotate-dir ]] || return 1
@@ -94,9 +95,9 @@ run make --no-print-directory -C "$PREFIX" install
 
 # Crontab: drop this prefix's old block, append the current one; other lines stay.
 block=$(
-    echo "$(begin_marker)"
+    begin_marker
     sed "s|@PREFIX@|$PREFIX|g" "$SOURCE/crontab"
-    echo "$(end_marker)"
+    end_marker
 )
 merged=$(
     current_crontab | without_block

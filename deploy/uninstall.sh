@@ -6,6 +6,7 @@
 set -euo pipefail
 
 usage="usage: deploy/uninstall.sh PREFIX [--dry-run]"
+# shellcheck source=deploy/common.sh
 source "$(dirname "$0")/common.sh"
 extra_option() { return 1; }
 parse_arguments "$@"
