@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install forecast run-7d run-15d run-30d run-90d test bench bench-refresh fetch-data lint clean backtest
+.PHONY: install forecast run-7d run-15d run-30d run-90d test bench bench-refresh fetch-data lint \
+	clean backtest enable-chronos disable-chronos status
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,16 @@ forecast: run-7d
 
 run-7d run-15d run-30d run-90d: run-%: $(STAMP)
 	$(BIN)/python services/forecaster_$*/run.py $(ARGS)
+
+# Per-service Chronos rollout: make enable-chronos SERVICE=forecaster_7d
+SERVICE ?=
+enable-chronos disable-chronos: %-chronos: $(STAMP)
+	@test -n "$(SERVICE)" || { echo "error: give SERVICE=forecaster_7d (or 15d, 30d, 90d)" >&2; exit 2; }
+	$(BIN)/fxforecast rollout --service $(SERVICE) --chronos $(if $(filter enable,$*),on,off)
+
+# Health of every service from logs/metrics.jsonl (ARGS=--accuracy for realized accuracy).
+status: $(STAMP)
+	$(BIN)/fxforecast status $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -119,16 +120,85 @@ def _fetch_data(args) -> int:
     return fetch_data(load_settings(args.env_file, data_dir=args.data_dir))
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number greater than 0")
+    return int(text)
+
+
+def _add_status(sub):
+    status = sub.add_parser(
+        "status",
+        help="each service's health from the metrics file (exit 1 when one needs "
+        "attention); --accuracy: realized accuracy of the stored forecasts",
+    )
+    status.add_argument("--env-file", type=Path, help="a .env file to take the paths from")
+    status.add_argument("--metrics", type=Path, help="metrics file (default METRICS_LOG_PATH)")
+    status.add_argument("--db", type=Path, help="forecast database (default FORECAST_DB)")
+    status.add_argument("--data-dir", type=Path, help="data with the actual rates (DATA_DIR)")
+    status.add_argument(
+        "--last",
+        type=_positive,
+        default=10,
+        metavar="N",
+        help="runs per service the rates and maxima cover (default 10)",
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--accuracy",
+        action="store_true",
+        help="realized errors, rel_MAE and coverage over 3, 6, 12 months",
+    )
+
+
+def _status(args) -> int:
+    from .status import show_accuracy, show_status
+
+    settings = load_settings(
+        args.env_file, metrics_log_path=args.metrics, forecast_db=args.db, data_dir=args.data_dir
+    )
+    if args.accuracy:
+        return show_accuracy(settings, args.json)
+    return show_status(settings, args.last, args.json, datetime.now(UTC))
+
+
+def _add_rollout(sub):
+    rollout = sub.add_parser("rollout", help="switch Chronos on or off for one service")
+    rollout.add_argument("--service", required=True, help="e.g. forecaster_7d")
+    rollout.add_argument("--chronos", required=True, choices=["on", "off"])
+    rollout.add_argument(
+        "--root",
+        type=Path,
+        default=Path("."),
+        help="project or install folder holding services/ (default: here)",
+    )
+
+
+def _rollout(args) -> int:
+    from .rollout import set_chronos
+
+    print(set_chronos(args.root, args.service, args.chronos == "on"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxforecast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_backtest(sub)
     _add_fetch_data(sub)
+    _add_status(sub)
+    _add_rollout(sub)
     return parser
 
 
-COMMANDS = {"run": _run, "backtest": _backtest, "fetch-data": _fetch_data}
+COMMANDS = {
+    "run": _run,
+    "backtest": _backtest,
+    "fetch-data": _fetch_data,
+    "status": _status,
+    "rollout": _rollout,
+}
 
 
 def main(argv=None) -> int:

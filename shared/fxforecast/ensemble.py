@@ -21,6 +21,7 @@ from .horizons import HorizonParams, future_step_dates, history_step_dates, refi
 from .members.base import LEVELS, MEDIAN, Member
 
 WEIGHT_SHRINK = 0.25  # share of the weight spread evenly over all working members
+WEIGHT_POWER = 2  # weights follow validation loss ** -WEIGHT_POWER
 MIN_FIT_OBS = 250  # a validation origin needs this many closes before its refit anchor
 MIN_VALIDATION_ORIGINS = 8
 # Interval pairs calibrated separately: (lower level index, upper level index, coverage).
@@ -203,8 +204,8 @@ def run_member(
 
 
 def earn_weights(scores: dict[str, float]) -> dict[str, float]:
-    """Inverse squared validation loss, shrunk toward equal weights; sums to 1."""
-    inverse = {name: 1.0 / max(score, 1e-9) ** 2 for name, score in scores.items()}
+    """Inverse validation loss to a power, shrunk toward equal weights; sums to 1."""
+    inverse = {name: 1.0 / max(score, 1e-9) ** WEIGHT_POWER for name, score in scores.items()}
     total = sum(inverse.values())
     even = 1.0 / len(scores)
     return {

@@ -20,6 +20,7 @@ from .members.base import QUANTILE_COLUMNS
 from .outputs import render, steps_table, write_all
 from .runlog import append_metrics, available_mb, configure_logging, peak_rss_mb
 from .settings import Settings
+from .store import save_forecast
 
 
 @contextmanager
@@ -100,6 +101,16 @@ def run_service(service: str, days: int, settings: Settings, as_of=None, debug=F
     return exit_code
 
 
+def _store(db_path, payload, log, record) -> None:
+    """Keep the forecast for realized accuracy; the files are already written, so a failure
+    here is a warning in the metrics line, not a failed run."""
+    try:
+        save_forecast(db_path, payload)
+    except Exception as exc:  # any storage problem (disk, lock, corrupt file) alike
+        record["warnings"].append(f"forecast not stored in {db_path}: {exc}")
+        log.warning("forecast not stored", db=str(db_path), error=str(exc))
+
+
 def _forecast(service, days, settings, as_of, log, record) -> int:
     params = horizon_params(days)
     resolved = livedata.resolve(settings, log)  # live refresh -> cache -> snapshot
@@ -140,6 +151,7 @@ def _forecast(service, days, settings, as_of, log, record) -> int:
     payload, table = _payload(service, days, result, status, data)
     folder = settings.output_dir / service / payload["as_of"]
     files = write_all(folder, render(payload, data.filled_close(), table))
+    _store(settings.forecast_db, payload, log, record)
 
     target = payload["steps"][-1]
     record.update(

@@ -32,6 +32,7 @@ class Settings:
     output_dir: Path = Path("output")
     metrics_log_path: Path = Path("logs/metrics.jsonl")
     log_dir: Path = Path("logs")
+    forecast_db: Path = Path("data/forecasts.sqlite")  # every forecast, for realized accuracy
     stale_data_days: int = 7
     member_timeout_s: float = 120.0
 
