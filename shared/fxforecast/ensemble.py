@@ -30,6 +30,8 @@ CALIBRATION_LIMITS = (0.5, 3.0)
 # Candidate shares of the members' combined drift kept in the median. FX is close to a random
 # walk: the share is earned on the validation origins, and 0 (no change) wins ties.
 DRIFT_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
+# A drift is kept only if it beat no change by this many standard errors (5%, one-sided).
+DRIFT_EVIDENCE_Z = 1.645
 # Prior strength, in independent paths, that holds calibration factors toward 1.
 CALIBRATION_PRIOR_PATHS = 10
 
@@ -234,8 +236,8 @@ def independent_paths(n_paths: int, days: int) -> float:
 
 def choose_drift_share(paths, actuals, last_closes, days: int) -> float:
     """The share of drift kept in the median: the one with the lowest absolute error over the
-    second half of the validation paths, but only where it beats no change (share 0) by more
-    than one standard error of the difference; otherwise no change."""
+    second half of the validation paths, among those that beat no change (share 0)
+    significantly (one-sided 5%, overlap-adjusted standard error); otherwise no change."""
 
     def errors(share):
         return np.array(
@@ -253,7 +255,7 @@ def choose_drift_share(paths, actuals, last_closes, days: int) -> float:
     for share in DRIFT_SHARES[1:]:
         diff = errors(share) - no_change
         gain = -diff.mean()
-        if gain > diff.std(ddof=1) / np.sqrt(n_eff) and gain > best_gain:
+        if gain > DRIFT_EVIDENCE_Z * diff.std(ddof=1) / np.sqrt(n_eff) and gain > best_gain:
             best_share, best_gain = share, gain
     return best_share
 
