@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install forecast run-7d run-15d run-30d run-90d test bench lint clean
+.PHONY: install forecast run-7d run-15d run-30d run-90d test bench lint clean chronos-download \
+	bench-chronos
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,16 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m fxforecast.bench
+
+# Chronos-Bolt-Small's two files into models/, for servers that later run offline (needs network).
+CHRONOS_REPO ?= amazon/chronos-bolt-small
+CHRONOS_DIR ?= models/chronos-bolt-small
+chronos-download: $(STAMP)
+	$(BIN)/fxforecast chronos-download --model $(CHRONOS_REPO) --to $(CHRONOS_DIR)
+
+# Time and memory of the services with Chronos off and on (Bolt-Small shape, random weights).
+bench-chronos: $(STAMP)
+	$(BIN)/python -m fxforecast.bench_chronos
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,7 +8,7 @@ import pandas as pd
 
 from .errors import ConfigError, FxError
 from .horizons import HORIZONS
-from .settings import load_settings
+from .settings import Settings, load_settings
 
 
 def _date(text: str) -> pd.Timestamp:
@@ -38,14 +38,31 @@ def _run(args) -> int:
     return run_service(service, args.horizon, settings, args.as_of, args.debug)
 
 
+def _add_chronos_download(sub):
+    download = sub.add_parser("chronos-download",
+                              help="save a Chronos-Bolt model into a folder, for offline servers")
+    download.add_argument("--model", default=Settings.chronos_model, help="Hugging Face id")
+    download.add_argument("--to", type=Path, default=Path("models/chronos-bolt-small"),
+                          help="folder to save config.json and model.safetensors in")
+
+
+def _chronos_download(args) -> int:
+    from .members.chronos import download
+
+    folder = download(args.model, args.to).resolve()
+    print(f"saved {args.model} in {folder}; set CHRONOS_MODEL={folder} and HF_HUB_OFFLINE=1")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxforecast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
+    _add_chronos_download(sub)
     return parser
 
 
-COMMANDS = {"run": _run}
+COMMANDS = {"run": _run, "chronos-download": _chronos_download}
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,120 @@
+"""`make bench-chronos`: what Chronos-Bolt-Small costs a service run, in time and memory.
+
+The real weights cannot be downloaded here, so the model is built with Chronos-Bolt-Small's exact
+architecture (47.7M parameters, 191 MB in float32) and RANDOM weights: the compute and memory are
+the real model's, the forecasts are not. Each service runs in a fresh process with Chronos off,
+then on; the figures come from each run's metrics line. Prints numbers; asserts nothing.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .bench import ROOT, run_once
+
+BENCH_SERVICES = ("forecaster_7d", "forecaster_15d", "forecaster_30d", "forecaster_90d")
+# Chronos-Bolt-Small's config.json, less the weights.
+BOLT_SMALL = dict(
+    d_model=512,
+    d_ff=2048,
+    d_kv=64,
+    num_layers=6,
+    num_decoder_layers=6,
+    num_heads=8,
+    initializer_factor=0.05,
+)
+IMPORT_TIME = (
+    "import time, fxforecast.service; t = time.perf_counter(); import chronos; "
+    "print(time.perf_counter() - t)"
+)
+
+
+def save_random_bolt(folder: Path, **architecture) -> Path:
+    """Save a randomly initialised ChronosBolt model (Bolt-Small's shape unless overridden) with
+    the library's own classes, as config.json + model.safetensors in `folder`."""
+    import torch
+    from chronos.chronos_bolt import ChronosBoltModelForForecasting
+    from transformers import T5Config
+
+    torch.manual_seed(0)
+    config = T5Config(
+        **{**BOLT_SMALL, **architecture},
+        feed_forward_proj="relu",
+        vocab_size=2,
+        # transformers 5 needs these set for an encoder-decoder config
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+        architectures=["ChronosBoltModelForForecasting"],
+        chronos_pipeline_class="ChronosBoltPipeline",
+        chronos_config={
+            "context_length": 2048,
+            "prediction_length": 64,
+            "input_patch_size": 16,
+            "input_patch_stride": 16,
+            "quantiles": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+            "use_reg_token": True,
+        },
+    )
+    ChronosBoltModelForForecasting(config).save_pretrained(folder)
+    return folder
+
+
+def main(repeats: int = 3) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        model = save_random_bolt(Path(tmp) / "bolt-small-random")
+        size_mb = (model / "model.safetensors").stat().st_size / 2**20
+        imports = subprocess.run(
+            [sys.executable, "-c", IMPORT_TIME],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        print(
+            "Chronos-Bolt-Small architecture with RANDOM weights: timings and memory only, "
+            "not forecasts"
+        )
+        print(
+            f"model file {size_mb:.0f} MB; importing torch+transformers+chronos after the "
+            f"service's own imports: {float(imports.stdout):.2f} s (part of load_s)"
+        )
+        print(
+            f"{'service':<16}{'chronos':>8}{'wall s':>8}{'peak RSS MB':>13}{'load s':>8}"
+            f"{'predict s':>11}{'RSS before/after/released MB':>30}  status"
+        )
+        chronos_on = {"ENABLE_CHRONOS": "true", "CHRONOS_MODEL": str(model)}
+        for service in BENCH_SERVICES:
+            for label, env in (("off", {"ENABLE_CHRONOS": "false"}), ("on", chronos_on)):
+                runs = sorted(
+                    (run_once(service, Path(tmp), env) for _ in range(repeats)),
+                    key=lambda r: r["wall_s"],
+                )
+                mid, block = runs[len(runs) // 2], runs[len(runs) // 2]["chronos"]
+                memory = (
+                    f"{block['rss_before_mb']:.0f}/{block['rss_after_mb']:.0f}/"
+                    f"{block['rss_released_mb']:.0f}"
+                    if label == "on"
+                    else ""
+                )
+                timing = (
+                    f"{block['load_s']:>8.2f}{block['predict_s']:>11.2f}"
+                    if label == "on"
+                    else f"{'':>8}{'':>11}"
+                )
+                print(
+                    f"{service:<16}{label:>8}{mid['wall_s']:>8.2f}"
+                    f"{max(r['peak_rss_mb'] for r in runs):>13.0f}{timing}{memory:>30}  "
+                    f"{mid['status']} (chronos {block['status']})"
+                )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"(wall s and load/predict s: median of {repeats} runs; peak RSS: the largest; "
+        f"{os.cpu_count()} CPUs; load average {load}; embedded data)"
+    )
+
+
+if __name__ == "__main__":
+    main()
