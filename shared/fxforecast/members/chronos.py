@@ -10,7 +10,7 @@ Two gaps between Bolt and the ensemble's contract are bridged deliberately:
   and 0.975 levels extend each side's log-distance from the median at 0.1/0.9 by the ratio a
   normal implies, z(0.975)/z(0.9) = 1.53; the ensemble then calibrates the 95% interval on its
   own recent errors, separately from the 80% one.
-- Bolt was trained for 64 steps; a 90-day horizon can have 65. Steps past the model's length keep
+- Bolt was trained for 64 steps; a 90-day horizon allows 65. Steps past the model's length keep
   its last median and widen its last quantiles' log-distance by the square root of time, rather
   than running the library's autoregressive extension (nine more model passes per series).
 """
@@ -37,7 +37,7 @@ class NotEnoughMemory(Exception):
     pass
 
 
-class ChronosUnavailable(Exception):
+class ChronosUnavailable(FxError):
     pass
 
 
@@ -140,17 +140,8 @@ class ChronosBolt(Member):
         self.min_available_mb = min_available_mb
         self.context_length = context_length  # None: the horizon's default
         self.skipped = False
-        self.figures = dict.fromkeys(
-            (
-                "context_length",
-                "load_s",
-                "predict_s",
-                "rss_before_mb",
-                "rss_after_mb",
-                "rss_released_mb",
-                "available_mb",
-            )
-        )
+        self.figures = dict.fromkeys(("context_length", "load_s", "predict_s", "rss_before_mb",
+                                      "rss_after_mb", "rss_released_mb", "available_mb"))
 
     def fit(self, frame, params):
         context = params.chronos_context if self.context_length is None else self.context_length
