@@ -122,28 +122,34 @@ def test_context_length_follows_the_horizon(data, tiny_bolt, horizon, expected):
     assert member.figures["context_length"] == expected
 
 
-def test_context_length_override_is_capped_at_the_history(data, tiny_bolt):
+def test_context_length_override_is_capped_at_history_and_model(data, tiny_bolt):
     closes = data.closes()
     member = ChronosBolt(str(tiny_bolt), 1, 50)
     fitted = member.fit(data.frame, HORIZONS[7])
     fitted.forecast(data.frame, [data.as_of], [5])
     assert member.figures["context_length"] == 50
-    early = closes.index[300]
     member = ChronosBolt(str(tiny_bolt), 1, 100_000)
-    member.fit(data.frame, HORIZONS[7]).forecast(data.frame, [early], [5])
-    assert member.figures["context_length"] == 301
+    fitted = member.fit(data.frame, HORIZONS[7])
+    fitted.forecast(data.frame, [closes.index[300]], [5])
+    assert member.figures["context_length"] == 301  # all the closes up to that origin
+    fitted.forecast(data.frame, [data.as_of], [5])
+    assert closes.size > 2048 and member.figures["context_length"] == 2048  # the model's most
 
 
 def test_a_forecast_reads_no_row_after_its_origin(data, tiny_bolt):
     fitted = ChronosBolt(str(tiny_bolt), 1, None).fit(data.frame, HORIZONS[30])
     origin = data.frame.index[-200]
-    later_changed = data.frame.copy()
-    later_changed.loc[later_changed.index > origin, "usdclp"] *= 1.5
-    (with_later,) = fitted.forecast(data.frame, [origin], [22])
-    (without,) = fitted.forecast(later_changed, [origin], [22])
-    np.testing.assert_array_equal(with_later, without)
-    (moved,) = fitted.forecast(later_changed, [data.frame.index[-1]], [22])
-    assert not np.allclose(moved, with_later)  # the context does reach the model
+
+    def scaled(rows):
+        frame = data.frame.copy()
+        frame.loc[rows, "usdclp"] *= 1.5
+        return frame
+
+    (as_given,) = fitted.forecast(data.frame, [origin], [22])
+    (later_changed,) = fitted.forecast(scaled(data.frame.index > origin), [origin], [22])
+    (earlier_changed,) = fitted.forecast(scaled(data.frame.index <= origin), [origin], [22])
+    np.testing.assert_array_equal(as_given, later_changed)
+    np.testing.assert_allclose(earlier_changed, 1.5 * as_given, rtol=1e-4)  # Bolt is scale-free
 
 
 def test_outer_quantiles_are_wider_than_bolts_own(data, tiny_bolt):

@@ -127,7 +127,6 @@ class _ChronosFitted(Fitted):
             for origin in origins
         ]
         bolt = self.member.predict(contexts, max(steps))
-        self.member.figures["context_length"] = len(contexts[-1])
         return [ensemble_levels(quantiles, n) for quantiles, n in zip(bolt, steps, strict=True)]
 
 
@@ -170,6 +169,8 @@ class ChronosBolt(Member):
         pipeline = self.pipeline()
         import torch  # only now: the memory guard runs before anything heavy is imported
 
+        contexts = [c[-pipeline.model_context_length :] for c in contexts]  # what Bolt reads
+        self.figures["context_length"] = len(contexts[-1])  # the last: the as-of's, in a run
         started = time.perf_counter()
         quantiles, _ = pipeline.predict_quantiles(
             [torch.tensor(c, dtype=torch.float32) for c in contexts],
