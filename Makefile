@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .PHONY: install forecast run-7d run-15d run-30d run-90d test bench bench-refresh fetch-data lint \
-	clean backtest enable-chronos disable-chronos status
+	clean backtest enable-chronos disable-chronos status chronos-download bench-chronos
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,16 @@ fetch-data: $(STAMP)
 
 bench-refresh: $(STAMP)
 	$(BIN)/python -m fxforecast.bench_refresh
+
+# Chronos-Bolt-Small's two files into models/, for servers that later run offline (needs network).
+CHRONOS_REPO ?= amazon/chronos-bolt-small
+CHRONOS_DIR ?= models/chronos-bolt-small
+chronos-download: $(STAMP)
+	$(BIN)/fxforecast chronos-download --model $(CHRONOS_REPO) --to $(CHRONOS_DIR)
+
+# Time and memory of the services with Chronos off and on (Bolt-Small shape, random weights).
+bench-chronos: $(STAMP)
+	$(BIN)/python -m fxforecast.bench_chronos
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -14,15 +14,26 @@ FAST_MEMBERS = {"ENABLE_ARIMA": "false", "ENABLE_VAR": "false", "ENABLE_RF": "fa
 
 def service_env(workdir: Path, **extra) -> dict:
     """Environment for a service run whose every output lands under `workdir`."""
-    return {**os.environ, **FAST_MEMBERS, "OUTPUT_DIR": str(workdir / "output"),
-            "LOG_DIR": str(workdir / "logs"), "METRICS_LOG_PATH": str(workdir / "metrics.jsonl"),
-            "FORECAST_DB": str(workdir / "forecasts.sqlite"), **extra}
+    return {
+        **os.environ,
+        **FAST_MEMBERS,
+        "OUTPUT_DIR": str(workdir / "output"),
+        "LOG_DIR": str(workdir / "logs"),
+        "METRICS_LOG_PATH": str(workdir / "metrics.jsonl"),
+        "FORECAST_DB": str(workdir / "forecasts.sqlite"),
+        **extra,
+    }
 
 
 def start_service(service: str, workdir: Path, *args: str, **extra) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "services" / service / "run.py"), *args],
-                            env=service_env(workdir, **extra), cwd=workdir, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "services" / service / "run.py"), *args],
+        env=service_env(workdir, **extra),
+        cwd=workdir,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def run_service(service: str, workdir: Path, *args: str, **extra) -> subprocess.CompletedProcess:

@@ -16,9 +16,18 @@ from fxforecast.status import STANDARD_SERVICES
 from ops_helpers import FAST_MEMBERS, ROOT, metrics_lines
 
 CRON_USER = "fxforecast-test"
-INSTALLED = ("Makefile", "requirements.txt", "crontab", "shared/fxforecast/cli.py",
-             "deploy/uninstall.sh", "services/forecaster_90d/run.py", ".venv/.installed",
-             "logs", "data", "output")
+INSTALLED = (
+    "Makefile",
+    "requirements.txt",
+    "crontab",
+    "shared/fxforecast/cli.py",
+    "deploy/uninstall.sh",
+    "services/forecaster_90d/run.py",
+    ".venv/.installed",
+    "logs",
+    "data",
+    "output",
+)
 UNRELATED = "5 4 * * * /bin/true  # someone else's job"
 
 
@@ -34,7 +43,8 @@ def cron_jobs():
 
 def test_crontab_names_the_four_services_on_mondays():
     assert [line for line in crontab_lines() if re.match(r"^\w+=", line)] == [
-        "CRON_TZ=America/Santiago"]
+        "CRON_TZ=America/Santiago"
+    ]
     jobs = cron_jobs()
     services = [re.search(r"services/(\w+)/run\.py", job[5]).group(1) for job in jobs]
     assert sorted(services) == sorted(STANDARD_SERVICES)
@@ -52,8 +62,9 @@ def test_crontab_names_the_four_services_on_mondays():
 
 
 def script(name, *args, **kwargs):
-    return subprocess.run([str(ROOT / "deploy" / name), *map(str, args)], capture_output=True,
-                          text=True, **kwargs)
+    return subprocess.run(
+        [str(ROOT / "deploy" / name), *map(str, args)], capture_output=True, text=True, **kwargs
+    )
 
 
 def crontab_of(user):
@@ -70,9 +81,11 @@ def test_bad_prefix_and_missing_manifest_are_clear_errors(tmp_path):
 
 needs_tools = pytest.mark.skipif(
     not (shutil.which("crontab") and shutil.which("logrotate")),
-    reason="crontab and logrotate missing: .ci/run installs them (apt-get install cron logrotate)")
+    reason="crontab and logrotate missing: .ci/run installs them (apt-get install cron logrotate)",
+)
 needs_root = pytest.mark.skipif(
-    os.geteuid() != 0, reason="needs root: creates a test user and edits its crontab (-u)")
+    os.geteuid() != 0, reason="needs root: creates a test user and edits its crontab (-u)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +93,7 @@ def cron_user():
     created = subprocess.run(["id", CRON_USER], capture_output=True).returncode != 0
     if created:
         subprocess.run(["useradd", "--system", "--no-create-home", CRON_USER], check=True)
-    subprocess.run(["crontab", "-u", CRON_USER, "-"], input=UNRELATED + "\n", text=True,
-                   check=True)
+    subprocess.run(["crontab", "-u", CRON_USER, "-"], input=UNRELATED + "\n", text=True, check=True)
     yield CRON_USER
     subprocess.run(["crontab", "-u", CRON_USER, "-r"], capture_output=True)
     if created:
@@ -116,8 +128,9 @@ def deployment(request, cron_user):
     facts.env_texts = {p.parent.name: p.read_text() for p in prefix.glob("services/*/.env")}
     facts.crontab_first = crontab_of(cron_user)
     facts.manifest_first = (prefix / ".fxforecast-manifest").read_text()
-    facts.logrotate_check = subprocess.run(["logrotate", "-d", rules / "fxforecast"],
-                                           capture_output=True, text=True)
+    facts.logrotate_check = subprocess.run(
+        ["logrotate", "-d", rules / "fxforecast"], capture_output=True, text=True
+    )
     facts.second = script("install.sh", prefix, *options)
     facts.crontab_second = crontab_of(cron_user)
     facts.manifest_second = (prefix / ".fxforecast-manifest").read_text()
@@ -132,10 +145,15 @@ def deployment(request, cron_user):
     facts.metrics_after_blocked = (prefix / "logs/metrics.jsonl").exists()
     facts.cron_run = subprocess.run(["sh", "-c", command], env=env)
     facts.metrics = metrics_lines(prefix / "logs/metrics.jsonl")
-    facts.status = subprocess.run([prefix / ".venv/bin/fxforecast", "status"], cwd=prefix,
-                                  capture_output=True, text=True)
-    facts.rollout = subprocess.run(["make", "-s", "enable-chronos", "SERVICE=forecaster_7d"],
-                                   cwd=prefix, capture_output=True, text=True)
+    facts.status = subprocess.run(
+        [prefix / ".venv/bin/fxforecast", "status"], cwd=prefix, capture_output=True, text=True
+    )
+    facts.rollout = subprocess.run(
+        ["make", "-s", "enable-chronos", "SERVICE=forecaster_7d"],
+        cwd=prefix,
+        capture_output=True,
+        text=True,
+    )
 
     facts.uninstall_dry_run = script("uninstall.sh", prefix, "--dry-run")
     facts.after_uninstall_dry_run = sorted(p.name for p in prefix.iterdir())
@@ -214,6 +232,8 @@ def test_uninstall_removes_exactly_what_install_added(deployment):
     kept_outputs = [p for p in left if p.split("/")[0] in ("logs", "data", "output")]
     # What the services made stays, and the two .env files an operator owns.
     assert sorted(set(left) - set(kept_outputs)) == [
-        "services/forecaster_30d/.env", "services/forecaster_7d/.env"]
+        "services/forecaster_30d/.env",
+        "services/forecaster_7d/.env",
+    ]
     assert "data/forecasts.sqlite" in kept_outputs
     assert "keeping" in deployment.uninstall.stdout

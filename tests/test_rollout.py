@@ -11,22 +11,28 @@ from ops_helpers import ROOT
 
 @pytest.fixture
 def project(tmp_path):
-    shutil.copytree(ROOT / "services", tmp_path / "services",
-                    ignore=shutil.ignore_patterns(".env", "__pycache__"))
+    shutil.copytree(
+        ROOT / "services",
+        tmp_path / "services",
+        ignore=shutil.ignore_patterns(".env", "__pycache__"),
+    )
     return tmp_path
 
 
 def test_enable_creates_env_from_example_and_says_so(project, capsys):
-    assert main(["rollout", "--root", str(project), "--service", "forecaster_7d",
-                 "--chronos", "on"]) == 0
+    assert (
+        main(["rollout", "--root", str(project), "--service", "forecaster_7d", "--chronos", "on"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "ENABLE_CHRONOS false -> true" in out and "created from .env.example" in out
     env_file = project / "services/forecaster_7d/.env"
     assert load_settings(env_file, environ={}).enable_chronos is True
     # Only that one line differs from the example: comments and other keys are kept.
     example = (project / "services/forecaster_7d/.env.example").read_text().splitlines()
-    changed = [(a, b) for a, b in zip(example, env_file.read_text().splitlines(), strict=True)
-               if a != b]
+    changed = [
+        (a, b) for a, b in zip(example, env_file.read_text().splitlines(), strict=True) if a != b
+    ]
     assert changed == [("ENABLE_CHRONOS=false", "ENABLE_CHRONOS=true")]
     assert not (project / "services/forecaster_15d/.env").exists()
 
@@ -49,8 +55,9 @@ def test_missing_key_is_appended(project):
 
 
 def test_unknown_service_is_a_clear_error(project, capsys):
-    code = main(["rollout", "--root", str(project), "--service", "forecaster_8d",
-                 "--chronos", "on"])
+    code = main(
+        ["rollout", "--root", str(project), "--service", "forecaster_8d", "--chronos", "on"]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "unknown service 'forecaster_8d'" in err and "forecaster_7d" in err
@@ -62,13 +69,22 @@ def test_make_targets(project):
     for name in ("Makefile", "requirements.txt", "pyproject.toml"):
         shutil.copy2(ROOT / name, project / name)
     (project / ".venv").symlink_to(ROOT / ".venv")
-    done = subprocess.run(["make", "-s", "enable-chronos", "SERVICE=forecaster_90d"],
-                          cwd=project, capture_output=True, text=True)
+    done = subprocess.run(
+        ["make", "-s", "enable-chronos", "SERVICE=forecaster_90d"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "forecaster_90d: ENABLE_CHRONOS false -> true" in done.stdout
-    done = subprocess.run(["make", "-s", "disable-chronos", "SERVICE=nope"],
-                          cwd=project, capture_output=True, text=True)
+    done = subprocess.run(
+        ["make", "-s", "disable-chronos", "SERVICE=nope"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0 and "unknown service 'nope'" in done.stderr
-    done = subprocess.run(["make", "-s", "disable-chronos"], cwd=project, capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        ["make", "-s", "disable-chronos"], cwd=project, capture_output=True, text=True
+    )
     assert done.returncode != 0 and "give SERVICE=" in done.stderr

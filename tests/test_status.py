@@ -10,20 +10,28 @@ from fxforecast.status import STANDARD_SERVICES
 NOW = datetime.now(UTC)
 
 
-def run(service, days_ago, status="ok", runtime=4.0, rss=300.0, members=None, error=None,
-        warnings=None):
+def run(
+    service, days_ago, status="ok", runtime=4.0, rss=300.0, members=None, error=None, warnings=None
+):
     return {
         "timestamp": (NOW - timedelta(days=days_ago)).isoformat(timespec="seconds"),
-        "service": service, "horizon_days": 7, "as_of": "2024-11-29", "status": status,
-        "error": error, "runtime_s": runtime, "peak_rss_mb": rss,
+        "service": service,
+        "horizon_days": 7,
+        "as_of": "2024-11-29",
+        "status": status,
+        "error": error,
+        "runtime_s": runtime,
+        "peak_rss_mb": rss,
         "members": members or {"random_walk": {"status": "ok", "reason": None, "weight": 1.0}},
         "warnings": warnings or [],
     }
 
 
 def chronos(status, weight, reason=None):
-    return {"random_walk": {"status": "ok", "reason": None, "weight": 1 - weight},
-            "chronos": {"status": status, "reason": reason, "weight": weight}}
+    return {
+        "random_walk": {"status": "ok", "reason": None, "weight": 1 - weight},
+        "chronos": {"status": status, "reason": reason, "weight": weight},
+    }
 
 
 def write(path, records, corrupt=()):
@@ -42,16 +50,30 @@ def metrics(tmp_path):
         run("forecaster_7d", 7, runtime=6.0, rss=900.0, members=chronos("ok", 0.4)),
         run("forecaster_7d", 0.5, runtime=5.0, rss=850.0, members=chronos("failed", 0.0, "OOM")),
         run("forecaster_15d", 7),
-        run("forecaster_15d", 0.5, status="degraded", warnings=["forecast not stored"], members={
-            "random_walk": {"status": "ok", "reason": None, "weight": 1.0},
-            "var": {"status": "failed", "reason": "LinAlgError: singular matrix", "weight": 0}}),
+        run(
+            "forecaster_15d",
+            0.5,
+            status="degraded",
+            warnings=["forecast not stored"],
+            members={
+                "random_walk": {"status": "ok", "reason": None, "weight": 1.0},
+                "var": {"status": "failed", "reason": "LinAlgError: singular matrix", "weight": 0},
+            },
+        ),
         run("forecaster_30d", 7),
         run("forecaster_30d", 0.5, status="failed", error="data file not found: x.csv"),
         run("forecaster_90d", 10),
     ]
     path = tmp_path / "metrics.jsonl"
-    write(path, records, corrupt=[(2, '{"timestamp": "2026-01-01T06:00:00+00:00", "serv'),
-                                  (5, "\x00\x00garbage"), (7, '["not", "a", "run"]')])
+    write(
+        path,
+        records,
+        corrupt=[
+            (2, '{"timestamp": "2026-01-01T06:00:00+00:00", "serv'),
+            (5, "\x00\x00garbage"),
+            (7, '["not", "a", "run"]'),
+        ],
+    )
     return path
 
 

@@ -29,7 +29,8 @@ def workdir(tmp_path_factory):
 def stored_rows(db):
     with sqlite3.connect(db) as connection:
         return connection.execute(
-            "SELECT service, as_of, target_date FROM forecasts ORDER BY as_of").fetchall()
+            "SELECT service, as_of, target_date FROM forecasts ORDER BY as_of"
+        ).fetchall()
 
 
 def test_rerun_replaces_never_duplicates(workdir):
@@ -56,8 +57,10 @@ def test_accuracy_matches_the_forecast_files(workdir, capsys):
     assert entry["stored"] == 3 and entry["pending"] == 0
     assert entry["newest_target"] == "2024-11-29"
 
-    forecasts = [json.loads((workdir / "output/forecaster_7d" / d / "forecast.json").read_text())
-                 for d in AS_OF]
+    forecasts = [
+        json.loads((workdir / "output/forecaster_7d" / d / "forecast.json").read_text())
+        for d in AS_OF
+    ]
     actual = [actual_close(f["target_date"]) for f in forecasts]
     target = [f["steps"][-1] for f in forecasts]
     errors = [t["q0.5"] - a for t, a in zip(target, actual, strict=True)]
@@ -80,8 +83,17 @@ def test_forecast_beyond_the_data_awaits_its_actual(workdir, tmp_path, capsys):
     for name in ("market_daily.csv", "rates_daily.csv"):
         frame = pd.read_csv(default_data_dir() / name, dtype=str)
         frame[frame.iloc[:, 0] <= "2024-10-31"].to_csv(tmp_path / name, index=False)
-    main(["status", "--accuracy", "--json", "--db", str(workdir / "forecasts.sqlite"),
-          "--data-dir", str(tmp_path)])
+    main(
+        [
+            "status",
+            "--accuracy",
+            "--json",
+            "--db",
+            str(workdir / "forecasts.sqlite"),
+            "--data-dir",
+            str(tmp_path),
+        ]
+    )
     entry = json.loads(capsys.readouterr().out)["services"]["forecaster_7d"]
     assert entry["pending"] == 1 and entry["windows"]["12m"]["n"] == 2
 
@@ -97,8 +109,13 @@ def test_accuracy_text_and_missing_db(workdir, tmp_path, capsys):
 def test_store_failure_keeps_the_forecast(tmp_path):
     """A database path that is a folder: the run still succeeds and says what went wrong."""
     (tmp_path / "blocked.sqlite").mkdir()
-    done = run_service("forecaster_7d", tmp_path, "--as-of", "2024-10-04",
-                       FORECAST_DB=str(tmp_path / "blocked.sqlite"))
+    done = run_service(
+        "forecaster_7d",
+        tmp_path,
+        "--as-of",
+        "2024-10-04",
+        FORECAST_DB=str(tmp_path / "blocked.sqlite"),
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "output/forecaster_7d/2024-10-04/forecast.json").is_file()
     [record] = metrics_lines(tmp_path / "metrics.jsonl")
@@ -113,12 +130,12 @@ def test_two_runs_of_one_service_at_once(tmp_path):
     lock_path.parent.mkdir()
     with open(lock_path, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        runs = [start_service("forecaster_7d", tmp_path, "--as-of", "2024-10-04")
-                for _ in range(2)]
+        runs = [start_service("forecaster_7d", tmp_path, "--as-of", "2024-10-04") for _ in range(2)]
         log = tmp_path / "logs/forecaster_7d.log"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and (
-                not log.exists() or log.read_text().count("holds the lock; waiting") < 2):
+            not log.exists() or log.read_text().count("holds the lock; waiting") < 2
+        ):
             time.sleep(0.2)
         assert log.read_text().count("holds the lock; waiting") == 2
         assert all(run.poll() is None for run in runs)  # both are waiting, neither gave up
@@ -128,4 +145,5 @@ def test_two_runs_of_one_service_at_once(tmp_path):
     records = metrics_lines(tmp_path / "metrics.jsonl")
     assert [r["status"] for r in records] == ["ok", "ok"]
     assert stored_rows(tmp_path / "forecasts.sqlite") == [
-        ("forecaster_7d", "2024-10-04", "2024-10-11")]
+        ("forecaster_7d", "2024-10-04", "2024-10-11")
+    ]

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .errors import ConfigError, FxError
 from .horizons import HORIZONS
-from .settings import load_settings
+from .settings import Settings, load_settings
 
 
 def _date(text: str) -> pd.Timestamp:
@@ -120,12 +120,6 @@ def _fetch_data(args) -> int:
     return fetch_data(load_settings(args.env_file, data_dir=args.data_dir))
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) == 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number greater than 0")
-    return int(text)
-
-
 def _add_status(sub):
     status = sub.add_parser(
         "status",
@@ -181,6 +175,27 @@ def _rollout(args) -> int:
     return 0
 
 
+def _add_chronos_download(sub):
+    download = sub.add_parser(
+        "chronos-download", help="save a Chronos-Bolt model into a folder, for offline servers"
+    )
+    download.add_argument("--model", default=Settings.chronos_model, help="Hugging Face id")
+    download.add_argument(
+        "--to",
+        type=Path,
+        default=Path("models/chronos-bolt-small"),
+        help="folder to save config.json and model.safetensors in",
+    )
+
+
+def _chronos_download(args) -> int:
+    from .members.chronos import download
+
+    folder = download(args.model, args.to).resolve()
+    print(f"saved {args.model} in {folder}; set CHRONOS_MODEL={folder} and HF_HUB_OFFLINE=1")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxforecast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -189,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fetch_data(sub)
     _add_status(sub)
     _add_rollout(sub)
+    _add_chronos_download(sub)
     return parser
 
 
@@ -198,6 +214,7 @@ COMMANDS = {
     "fetch-data": _fetch_data,
     "status": _status,
     "rollout": _rollout,
+    "chronos-download": _chronos_download,
 }
 
 

@@ -128,13 +128,17 @@ def _member_forecasts(member, frame, params, validation, as_of, n_steps, final_r
             cache[key] = member.fit(frame.loc[:anchor], params)
         return cache[key]
 
+    def anchor_of(origin, weeks):
+        # A zero-shot member's one fit serves every origin, so all of them go in one call.
+        return as_of if member.zero_shot else refit_anchor(origin, weeks)
+
     def path_key(i):
         return ("path", member.name, params.days, validation.origins[i])
 
     by_anchor: dict[pd.Timestamp, list[int]] = {}
     for i, origin in enumerate(validation.origins):
         if path_key(i) not in cache:
-            by_anchor.setdefault(refit_anchor(origin, params.refit_weeks), []).append(i)
+            by_anchor.setdefault(anchor_of(origin, params.refit_weeks), []).append(i)
     for anchor, todo in by_anchor.items():
         paths = fitted_at(anchor).forecast(
             frame, [validation.origins[i] for i in todo], [validation.steps[i] for i in todo]
@@ -142,7 +146,7 @@ def _member_forecasts(member, frame, params, validation, as_of, n_steps, final_r
         for i, path in zip(todo, paths, strict=True):
             cache[path_key(i)] = path
     validation_paths = [cache[path_key(i)] for i in range(len(validation.origins))]
-    final = fitted_at(refit_anchor(as_of, final_refit_weeks)).forecast(frame, [as_of], [n_steps])
+    final = fitted_at(anchor_of(as_of, final_refit_weeks)).forecast(frame, [as_of], [n_steps])
     return validation_paths, final[0]
 
 

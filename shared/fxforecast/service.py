@@ -17,6 +17,7 @@ from .errors import FxError
 from .horizons import horizon_params
 from .members import configured_members
 from .members.base import QUANTILE_COLUMNS
+from .members.chronos import ChronosBolt
 from .outputs import render, steps_table, write_all
 from .runlog import append_metrics, available_mb, configure_logging, peak_rss_mb
 from .settings import Settings
@@ -141,9 +142,13 @@ def _forecast(service, days, settings, as_of, log, record) -> int:
         stale_closes=data.report.stale_closes,
     )
 
-    result = ensemble.forecast(
-        data, params, configured_members(settings), settings.member_timeout_s
-    )
+    members = configured_members(settings)
+    chronos = next(member for member, _ in members if isinstance(member, ChronosBolt))
+    try:
+        result = ensemble.forecast(data, params, members, settings.member_timeout_s)
+    finally:
+        chronos.release()
+    record["chronos"] = chronos.metrics(result.members[chronos.name])
     status = "degraded" if result.degraded else "ok"
     for name, member in result.members.items():
         if member.status == "failed":

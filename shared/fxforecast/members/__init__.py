@@ -3,6 +3,7 @@
 from ..settings import Settings
 from .arima_garch import ArimaGarch
 from .base import Member
+from .chronos import ChronosBolt
 from .forest import RandomForest
 from .random_walk import RandomWalk
 from .var import VectorAutoregression
@@ -15,5 +16,13 @@ def configured_members(settings: Settings) -> list[tuple[Member, bool]]:
         (ArimaGarch(), settings.enable_arima),
         (VectorAutoregression(), settings.enable_var),
         (RandomForest(), settings.enable_rf),
+        (
+            ChronosBolt(
+                settings.chronos_model,
+                settings.chronos_min_available_mb,
+                settings.chronos_context_length,
+            ),
+            settings.enable_chronos,
+        ),
     ]
     return members

@@ -30,6 +30,7 @@ class Fitted(ABC):
 
 class Member(ABC):
     name: str
+    zero_shot = False  # True: learns nothing from history, so one fit serves every origin
 
     @abstractmethod
     def fit(self, frame: pd.DataFrame, params: HorizonParams) -> Fitted:
