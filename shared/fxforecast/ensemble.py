@@ -21,7 +21,7 @@ from .horizons import HorizonParams, future_step_dates, history_step_dates, refi
 from .members.base import LEVELS, MEDIAN, Member
 
 WEIGHT_SHRINK = 0.25  # share of the weight spread evenly over all working members
-WEIGHT_POWER = 2  # weights follow validation loss ** -WEIGHT_POWER
+WEIGHT_POWER = 10  # weights follow validation loss ** -10: members 7% apart differ ~2x
 MIN_FIT_OBS = 250  # a validation origin needs this many closes before its refit anchor
 MIN_VALIDATION_ORIGINS = 8
 # Interval pairs calibrated separately: (lower level index, upper level index, coverage).
