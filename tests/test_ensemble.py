@@ -79,10 +79,12 @@ def test_calibration_widens_intervals_that_were_too_narrow():
 def test_ensemble_weights_every_member_and_sums_to_one(data):
     params = horizon_params(7)
     result = ensemble.forecast(data, params, configured_members(Settings()), 120)
-    weights = [m.weight for m in result.members.values()]
-    assert sum(weights) == pytest.approx(1.0)
-    assert all(w > 0 for w in weights)
-    assert all(m.score > 0 for m in result.members.values())
+    working = [m for m in result.members.values() if m.status != "disabled"]
+    assert [m.name for m in working] == ["random_walk", "arima_garch", "var", "random_forest"]
+    assert sum(m.weight for m in working) == pytest.approx(1.0)
+    assert all(m.weight >= ensemble.WEIGHT_SHRINK / len(working) for m in working)
+    assert all(m.score > 0 for m in working)
+    assert result.members["chronos"].weight == 0  # off by default
     assert not result.degraded
     assert result.validation_origins == params.validation_origins
     assert np.all(np.diff(result.quantiles, axis=1) >= 0)
