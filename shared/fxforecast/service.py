@@ -114,10 +114,6 @@ def _store(db_path, payload, log, record) -> None:
 
 def _forecast(service, days, settings, as_of, log, record) -> int:
     params = horizon_params(days)
-    members = configured_members(settings)
-    chronos = next(member for member, _ in members if isinstance(member, ChronosBolt))
-    if settings.enable_chronos:
-        chronos.preload()
     resolved = livedata.resolve(settings, log)  # live refresh -> cache -> snapshot
     data = clean(resolved.raw, as_of)
     record["as_of"] = str(data.as_of.date())
@@ -146,6 +142,8 @@ def _forecast(service, days, settings, as_of, log, record) -> int:
         stale_closes=data.report.stale_closes,
     )
 
+    members = configured_members(settings)
+    chronos = next(member for member, _ in members if isinstance(member, ChronosBolt))
     try:
         result = ensemble.forecast(data, params, members, settings.member_timeout_s)
     finally:

@@ -15,9 +15,7 @@ Two gaps between Bolt and the ensemble's contract are bridged deliberately:
   than running the library's autoregressive extension (nine more model passes per series).
 """
 
-import contextlib
 import gc
-import threading
 import time
 from pathlib import Path
 
@@ -141,8 +139,6 @@ class ChronosBolt(Member):
         self.min_available_mb = min_available_mb
         self.context_length = context_length  # None: the horizon's default
         self.skipped = False
-        self._loading = threading.Lock()  # the preload thread and the member share one load
-        self._load_error: Exception | None = None
         self.figures = dict.fromkeys(
             (
                 "context_length",
@@ -159,30 +155,8 @@ class ChronosBolt(Member):
         context = params.chronos_context if self.context_length is None else self.context_length
         return _ChronosFitted(self, context)
 
-    def preload(self) -> None:
-        """Start loading in the background: importing torch and reading the weights (about
-        3.5 s) then overlaps the data loading and the other members on the second core."""
-
-        def load():
-            # A failure is kept in _load_error; the member's own call reports it.
-            with contextlib.suppress(Exception):
-                self.pipeline()
-
-        threading.Thread(target=load, name="chronos-preload", daemon=True).start()
-
     def pipeline(self):
-        """The process's pipeline for this model, loaded once, after a memory check; a failed
-        load is not retried within the run (the ensemble records its reason)."""
-        with self._loading:
-            if self._load_error is not None:
-                raise self._load_error
-            try:
-                return self._load()
-            except Exception as exc:
-                self._load_error = exc
-                raise
-
-    def _load(self):
+        """The process's pipeline for this model, loaded on first use after a memory check."""
         if self.model in _pipelines:
             return _pipelines[self.model]
         _pipelines.clear()  # another model's pipeline, if any, goes before this one loads
