@@ -42,7 +42,14 @@ def test_each_service_end_to_end(service, tmp_path):
         values = [step[k] for k in ("q0.025", "q0.1", "q0.5", "q0.9", "q0.975")]
         assert values == sorted(values) and values[0] > 700 and values[-1] < 1300
     assert sum(payload["weights"].values()) == pytest.approx(1.0, abs=1e-3)
-    assert set(payload["members"]) == {"random_walk", "arima_garch", "var", "random_forest"}
+    assert set(payload["members"]) == {
+        "random_walk",
+        "arima_garch",
+        "var",
+        "random_forest",
+        "chronos",
+    }
+    assert payload["members"]["chronos"]["status"] == "disabled"
 
     table = pd.read_csv(folder / "forecast.csv")
     assert list(table.columns) == ["date", "q0.025", "q0.1", "q0.5", "q0.9", "q0.975"]

@@ -153,4 +153,4 @@ def test_bad_last_is_a_usage_error(metrics, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["status", "--metrics", str(metrics), "--last", "0"])
     assert exit_info.value.code == 2
-    assert "greater than 0" in capsys.readouterr().err
+    assert "is not a whole number of at least 1" in capsys.readouterr().err
