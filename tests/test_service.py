@@ -149,3 +149,16 @@ def test_two_concurrent_runs_leave_a_valid_metrics_file(tmp_path):
     lines = metrics_lines(tmp_path)
     assert len(lines) == 2 and all(line["status"] == "ok" for line in lines)
     json.loads((tmp_path / "output/forecaster_15d/2024-11-29/forecast.json").read_text())
+
+
+def test_unwritable_paths_are_one_line_errors(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    done = run_service("forecaster_7d", tmp_path, LOG_DIR=blocked / "logs")
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
+    done = run_service("forecaster_7d", tmp_path, METRICS_LOG_PATH=blocked / "metrics.jsonl")
+    assert done.returncode == 1
+    assert "cannot append to METRICS_LOG_PATH" in done.stderr and "Traceback" not in done.stderr
+    # The forecast itself was written: only the metrics line could not be.
+    assert (tmp_path / "output/forecaster_7d/2024-11-29/forecast.json").exists()

@@ -225,6 +225,9 @@ def main(argv=None) -> int:
     except FxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # e.g. a log or output folder that cannot be created
+        print(f"error: {exc}; check the path and its permissions", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -79,6 +79,7 @@ def run_service(service: str, days: int, settings: Settings, as_of=None, debug=F
         "version": __version__,
     }
     exit_code = 1
+    hint = ""
     try:
         with service_lock(settings.log_dir / f"{service}.lock", log):
             exit_code = _forecast(service, days, settings, as_of, log, record)
@@ -91,14 +92,22 @@ def run_service(service: str, days: int, settings: Settings, as_of=None, debug=F
         log.error("run failed unexpectedly", error=record["error"])
         if debug:
             traceback.print_exc()
-    finally:
-        record["runtime_s"] = round(time.perf_counter() - started, 3)
-        record["peak_rss_mb"] = peak_rss_mb()
-        record["available_mb"] = available_mb()
+        else:
+            hint = " (run with --debug for the traceback)"
+    record["runtime_s"] = round(time.perf_counter() - started, 3)
+    record["peak_rss_mb"] = peak_rss_mb()
+    record["available_mb"] = available_mb()
+    try:
         append_metrics(settings.metrics_log_path, record)
+    except OSError as exc:
+        print(
+            f"error: cannot append to METRICS_LOG_PATH={settings.metrics_log_path}: "
+            f"{exc.strerror}; fix the path or its permissions",
+            file=sys.stderr,
+        )
+        exit_code = exit_code or 1
     if record["status"] == "failed":
-        hint = "" if debug else " (run with --debug for details)"
-        print(f"error: {record['error']}{hint if exit_code == 1 else ''}", file=sys.stderr)
+        print(f"error: {record['error']}{hint}", file=sys.stderr)
     return exit_code
 
 
