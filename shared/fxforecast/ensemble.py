@@ -3,8 +3,9 @@
 For a run as of date `o` and horizon H, the validation origins are weekly dates whose whole
 H-day path is realised by `o`. Each member forecasts them with models refitted on a fixed
 grid (HorizonParams.refit_weeks), each fit using only rows dated on or before its anchor, and
-is scored in CLP by its mean pinball loss. Weights are inverse squared scores, shrunk toward
-equal weights. The weighted quantile average is then calibrated on the same origins.
+is scored in CLP by its mean pinball loss. Weights follow score ** -WEIGHT_POWER, shrunk toward
+equal weights. The weighted quantile average keeps a drift only on significant evidence and is
+then calibrated on the same origins.
 """
 
 import threading
