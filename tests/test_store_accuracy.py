@@ -147,3 +147,29 @@ def test_two_runs_of_one_service_at_once(tmp_path):
     assert stored_rows(tmp_path / "forecasts.sqlite") == [
         ("forecaster_7d", "2024-10-04", "2024-10-11")
     ]
+
+
+def test_accuracy_reads_the_cache_the_services_read(tmp_path, monkeypatch, capsys):
+    """Actuals that only the live-data cache holds (a week past the snapshot) are scored."""
+    cache = tmp_path / "data"
+    cache.mkdir()
+    week = pd.bdate_range("2024-12-02", "2024-12-06").strftime("%Y-%m-%d")
+    market = pd.read_csv(default_data_dir() / "market_daily.csv", dtype=str)
+    extra = pd.DataFrame({c: market[c].iloc[-1] for c in market.columns}, index=range(5))
+    extra["Date"], extra["USDCLP"] = week, ["971.5", "968.2", "972.0", "969.9", "970.4"]
+    pd.concat([market, extra]).to_csv(cache / "market_daily.csv", index=False)
+    rates = pd.read_csv(default_data_dir() / "rates_daily.csv", dtype=str)
+    more = pd.DataFrame({c: rates[c].iloc[-1] for c in rates.columns}, index=range(7))
+    more["date"] = pd.date_range("2024-11-30", "2024-12-06").strftime("%Y-%m-%d")
+    pd.concat([rates, more]).to_csv(cache / "rates_daily.csv", index=False)
+
+    done = run_service("forecaster_7d", tmp_path, "--as-of", "2024-11-29")
+    assert done.returncode == 0, done.stderr
+    monkeypatch.chdir(tmp_path)  # the services' folder: its data/ is the cache
+    monkeypatch.delenv("DATA_DIR", raising=False)
+    code = main(["status", "--accuracy", "--json", "--db", str(tmp_path / "forecasts.sqlite")])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["actuals_until"] == "2024-12-06"
+    entry = report["services"]["forecaster_7d"]
+    assert entry["pending"] == 0 and entry["newest_target"] == "2024-12-06"

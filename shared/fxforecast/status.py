@@ -4,14 +4,18 @@ realized accuracy of its stored forecasts once the actual rates are in the data.
 import json
 import statistics
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
-from .data import clean, load_raw
+from . import livedata
+from .data import clean
 from .errors import FxError
 from .horizons import HORIZONS
+from .members.base import QUANTILE_COLUMNS
+from .runlog import configure_logging
 from .settings import Settings
 from .store import load_forecasts
 
@@ -188,7 +192,7 @@ def _scored(forecasts: list[dict], closes: pd.Series) -> pd.DataFrame:
                 "target": target,
                 "actual": float(closes.asof(target)),
                 "last_close": forecast["last_close"],
-                **{q: last_step[q] for q in ("q0.025", "q0.1", "q0.5", "q0.9", "q0.975")},
+                **{q: last_step[q] for q in QUANTILE_COLUMNS},
             }
         )
     return pd.DataFrame(rows)
@@ -260,7 +264,11 @@ def show_status(settings: Settings, last_n: int, as_json: bool, now: datetime) -
 
 def show_accuracy(settings: Settings, as_json: bool) -> int:
     forecasts = load_forecasts(settings.forecast_db)
-    data = clean(load_raw(settings.data_dir))
+    # The actuals come from the same data the services read (the cache when it is newer than
+    # the snapshot), without refreshing it.
+    log = configure_logging("status", settings.log_dir)
+    stored = livedata.resolve(replace(settings, data_refresh=False), log)
+    data = clean(stored.raw)
     report = accuracy_report(forecasts, data.filled_close(), data.source)
     print(json.dumps(report, indent=2) if as_json else _format_accuracy(report))
     return 0
