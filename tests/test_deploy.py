@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from fxforecast.status import STANDARD_SERVICES
-from ops_helpers import FAST_MEMBERS, ROOT, metrics_lines
+from helpers import FAST_MEMBERS, ROOT, metrics_lines
 
 CRON_USER = "fxforecast-test"
 INSTALLED = (

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from fxforecast.cli import main
 from fxforecast.settings import load_settings
-from ops_helpers import ROOT
+from helpers import ROOT
 
 
 @pytest.fixture

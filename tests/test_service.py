@@ -4,7 +4,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import ROOT, metrics_lines, run_service, service_env
+from helpers import ROOT, metrics_lines, run_service, service_env
 
 SERVICES = {"forecaster_7d": 7, "forecaster_15d": 15, "forecaster_30d": 30, "forecaster_90d": 90}
 METRIC_KEYS = {
@@ -56,7 +56,7 @@ def test_each_service_end_to_end(service, tmp_path):
     assert len(table) == len(steps)
     assert (folder / "fan_chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    [line] = metrics_lines(tmp_path)
+    [line] = metrics_lines(tmp_path / "metrics.jsonl")
     assert set(line) >= METRIC_KEYS
     assert line["status"] == "ok" and line["service"] == service
     assert line["forecast"]["q0.5"] == steps[-1]["q0.5"]
@@ -75,7 +75,9 @@ def test_as_of_runs_on_earlier_data_and_switches_work(tmp_path):
     assert payload["members"]["var"]["status"] == "disabled"
     assert "var" not in payload["weights"]
     assert payload["steps"][-1]["date"] == "2022-07-29"
-    assert metrics_lines(tmp_path)[0]["warnings"] == []  # an as-of run is not stale
+    assert (
+        metrics_lines(tmp_path / "metrics.jsonl")[0]["warnings"] == []
+    )  # an as-of run is not stale
 
 
 def test_invalid_setting_names_key_and_file(tmp_path):
@@ -105,7 +107,7 @@ def test_bad_data_fails_cleanly_and_loses_nothing(tmp_path, data_copy):
     assert lines[-1].startswith("error: ") and "lacks column(s) Copper" in lines[-1]
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "output").exists()
-    [line] = metrics_lines(tmp_path)
+    [line] = metrics_lines(tmp_path / "metrics.jsonl")
     assert line["status"] == "failed" and "Copper" in line["error"]
 
 
@@ -121,12 +123,12 @@ def test_failed_rendering_leaves_no_partial_output(tmp_path, monkeypatch):
     settings = Settings(
         output_dir=tmp_path / "output",
         log_dir=tmp_path / "logs",
-        metrics_log_path=tmp_path / "logs" / "metrics.jsonl",
+        metrics_log_path=tmp_path / "metrics.jsonl",
     )
     code = service.run_service("forecaster_7d", 7, settings)
     assert code == 1
     assert not list((tmp_path / "output").rglob("*.*"))
-    [line] = metrics_lines(tmp_path)
+    [line] = metrics_lines(tmp_path / "metrics.jsonl")
     assert line["status"] == "failed" and "MemoryError" in line["error"]
 
 
@@ -146,7 +148,7 @@ def test_two_concurrent_runs_leave_a_valid_metrics_file(tmp_path):
     for run in runs:
         run.communicate(timeout=600)
         assert run.returncode == 0
-    lines = metrics_lines(tmp_path)
+    lines = metrics_lines(tmp_path / "metrics.jsonl")
     assert len(lines) == 2 and all(line["status"] == "ok" for line in lines)
     json.loads((tmp_path / "output/forecaster_15d/2024-11-29/forecast.json").read_text())
 

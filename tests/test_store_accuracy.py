@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from fxforecast.cli import main
 from fxforecast.data import default_data_dir
-from ops_helpers import metrics_lines, run_service, start_service
+from helpers import FAST_MEMBERS, metrics_lines, run_service, start_service
 
 # Targets 2024-05-10, 09-20 and 11-29 (the snapshot's last day): 2, 2 and 3 in the windows.
 AS_OF = ["2024-05-03", "2024-09-13", "2024-11-22"]
@@ -21,7 +21,7 @@ def workdir(tmp_path_factory):
     """Three 7d forecasts inside the snapshot, the first one made twice."""
     folder = tmp_path_factory.mktemp("store")
     for as_of in [*AS_OF, AS_OF[0]]:
-        done = run_service("forecaster_7d", folder, "--as-of", as_of)
+        done = run_service("forecaster_7d", folder, "--as-of", as_of, **FAST_MEMBERS)
         assert done.returncode == 0, done.stderr
     return folder
 
@@ -115,6 +115,7 @@ def test_store_failure_keeps_the_forecast(tmp_path):
         "--as-of",
         "2024-10-04",
         FORECAST_DB=str(tmp_path / "blocked.sqlite"),
+        **FAST_MEMBERS,
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "output/forecaster_7d/2024-10-04/forecast.json").is_file()
@@ -130,7 +131,10 @@ def test_two_runs_of_one_service_at_once(tmp_path):
     lock_path.parent.mkdir()
     with open(lock_path, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        runs = [start_service("forecaster_7d", tmp_path, "--as-of", "2024-10-04") for _ in range(2)]
+        runs = [
+            start_service("forecaster_7d", tmp_path, "--as-of", "2024-10-04", **FAST_MEMBERS)
+            for _ in range(2)
+        ]
         log = tmp_path / "logs/forecaster_7d.log"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and (
@@ -163,7 +167,7 @@ def test_accuracy_reads_the_cache_the_services_read(tmp_path, monkeypatch, capsy
     more["date"] = pd.date_range("2024-11-30", "2024-12-06").strftime("%Y-%m-%d")
     pd.concat([rates, more]).to_csv(cache / "rates_daily.csv", index=False)
 
-    done = run_service("forecaster_7d", tmp_path, "--as-of", "2024-11-29")
+    done = run_service("forecaster_7d", tmp_path, "--as-of", "2024-11-29", **FAST_MEMBERS)
     assert done.returncode == 0, done.stderr
     monkeypatch.chdir(tmp_path)  # the services' folder: its data/ is the cache
     monkeypatch.delenv("DATA_DIR", raising=False)

@@ -1,4 +1,5 @@
-"""Helpers for the operations tests (issue 5): run a real service in a fresh process."""
+"""Run a real service the way cron does: its run.py in a fresh interpreter, every output under
+one working folder."""
 
 import json
 import os
@@ -7,21 +8,22 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# The random walk alone: a real run in ~3 s instead of ~20 s; what these tests check (files,
-# store, metrics, locks) does not depend on which members ran.
+# The random walk alone: a real run in ~3 s; for tests whose checks (files, store, metrics,
+# locks) do not depend on which members ran.
 FAST_MEMBERS = {"ENABLE_ARIMA": "false", "ENABLE_VAR": "false", "ENABLE_RF": "false"}
 
 
 def service_env(workdir: Path, **extra) -> dict:
-    """Environment for a service run whose every output lands under `workdir`."""
+    """Environment for a service run whose every output lands under `workdir`; member and
+    Chronos switches set in the caller's environment do not leak in."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("ENABLE_", "CHRONOS_"))}
     return {
-        **os.environ,
-        **FAST_MEMBERS,
+        **inherited,
         "OUTPUT_DIR": str(workdir / "output"),
         "LOG_DIR": str(workdir / "logs"),
         "METRICS_LOG_PATH": str(workdir / "metrics.jsonl"),
         "FORECAST_DB": str(workdir / "forecasts.sqlite"),
-        **extra,
+        **{key: str(value) for key, value in extra.items()},
     }
 
 
@@ -38,7 +40,7 @@ def start_service(service: str, workdir: Path, *args: str, **extra) -> subproces
 
 def run_service(service: str, workdir: Path, *args: str, **extra) -> subprocess.CompletedProcess:
     process = start_service(service, workdir, *args, **extra)
-    stdout, stderr = process.communicate(timeout=300)
+    stdout, stderr = process.communicate(timeout=600)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
