@@ -20,6 +20,7 @@ from .data import MarketData
 from .errors import DataError
 from .horizons import HorizonParams, future_step_dates, history_step_dates, refit_anchor
 from .members.base import LEVELS, MEDIAN, Member
+from .scoring import pinball
 
 WEIGHT_SHRINK = 0.25  # share of the weight spread evenly over all working members
 WEIGHT_POWER = 10  # weights follow validation loss ** -10: members 7% apart differ ~2x
@@ -35,10 +36,6 @@ DRIFT_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 DRIFT_EVIDENCE_Z = 1.645
 # Prior strength, in independent paths, that holds calibration factors toward 1.
 CALIBRATION_PRIOR_PATHS = 10
-
-
-class MemberTimeout(Exception):
-    pass
 
 
 @dataclass
@@ -111,9 +108,7 @@ def validation_set(data: MarketData, params: HorizonParams) -> Validation:
 
 def pinball_loss(quantiles: np.ndarray, actual: np.ndarray) -> float:
     """Mean pinball loss over steps and LEVELS, in CLP."""
-    diff = actual[:, None] - quantiles
-    levels = np.asarray(LEVELS)[None, :]
-    return float(np.mean(np.maximum(levels * diff, (levels - 1) * diff)))
+    return float(np.mean(pinball(quantiles, actual)))
 
 
 def _member_forecasts(member, frame, params, validation, as_of, n_steps, final_refit_weeks, cache):

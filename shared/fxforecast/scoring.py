@@ -12,16 +12,17 @@ from .members.base import LEVELS, QUANTILE_COLUMNS
 BENCHMARK = "random_walk"
 
 
-def pinball_sum(quantiles: np.ndarray, actual: np.ndarray) -> float:
-    """Sum over rows and LEVELS of the pinball loss."""
+def pinball(quantiles: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """The pinball loss of each row (one actual) and each of LEVELS (one quantile column)."""
     diff = actual[:, None] - quantiles
     levels = np.asarray(LEVELS)[None, :]
-    return float(np.sum(np.maximum(levels * diff, (levels - 1) * diff)))
+    return np.maximum(levels * diff, (levels - 1) * diff)
 
 
 def wql(quantiles: np.ndarray, actual: np.ndarray) -> float:
     """Weighted quantile loss as AutoGluon reports it: 2/|Q| * sum pinball / sum |actual|."""
-    return 2.0 / len(LEVELS) * pinball_sum(quantiles, actual) / float(np.sum(np.abs(actual)))
+    total = float(np.sum(pinball(quantiles, actual)))
+    return 2.0 / len(LEVELS) * total / float(np.sum(np.abs(actual)))
 
 
 def diebold_mariano(errors: np.ndarray, benchmark_errors: np.ndarray, lag: int) -> float:
