@@ -10,9 +10,9 @@ into USDCLP. mindicador's `libra_cobre` checks Yahoo's copper (HG=F) the same wa
 """
 
 import sys
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -66,7 +66,7 @@ CROSS_CHECKS = {
 @dataclass
 class FeedResult:
     feed: Feed
-    status: str = "ok"  # ok, rejected (unusable answer) or failed (no answer)
+    status: str = "ok"  # ok, rejected (unusable answer), failed (no answer) or error (a bug)
     detail: str = ""  # why it was rejected or failed
     new_values: int = 0
     newest: str | None = None  # the newest date stored for the series after the refresh
@@ -106,8 +106,18 @@ def _implausible(new: pd.Series, history: pd.Series, feed: Feed) -> pd.Series:
     return pd.Series(flags, index=new.index)
 
 
+def unexpected(exc: Exception) -> str:
+    """One line for an exception nobody planned for: its type, words and where it was raised."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" (at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno})" if frame else ""
+    return " ".join(f"unexpected {type(exc).__name__}: {exc}{where}".split())
+
+
 def check(feed: Feed, new: pd.Series, history: pd.Series, today: pd.Timestamp, log) -> pd.Series:
     """The values of an answer fit to store; SourceError when the whole answer is unusable."""
+    if not new.index.is_unique:
+        twice = new.index[new.index.duplicated()][0]
+        raise SourceError(f"more than one value for {twice.date()}: not one value per day")
     new = new.dropna()
     if new.empty:
         raise SourceError("empty answer: no values in the period asked for")
@@ -187,24 +197,52 @@ def _count(stored: cache.Stored) -> dict[str, int]:
     return {f.column: int(stored.column(f.column).notna().sum()) for f in FEEDS}
 
 
-def _ask(http: Http, base_url: str, feeds: list[Feed], starts: dict, today) -> list:
-    """One source's feeds in turn, each answer a series or the SourceError it raised."""
+def _ask(http: Http, base_url: str, feeds: list[Feed], starts: dict, now) -> list:
+    """One source's feeds in turn, each answer a series or the exception it raised."""
     answers = []
     for feed in feeds:
         try:
-            answers.append(FETCHERS[feed.source](http, base_url, feed.code, starts[feed], today))
-        except SourceError as exc:
+            answers.append(FETCHERS[feed.source](http, base_url, feed.code, starts[feed], now))
+        except Exception as exc:  # whatever one series raises, the others are still asked
             answers.append(exc)
     return answers
 
 
-def refresh(settings: Settings, log) -> Refresh:
+def _record_failure(result: FeedResult, exc: Exception, history: pd.Series, log) -> None:
+    if isinstance(exc, SourceError):
+        result.status = "failed" if isinstance(exc, FetchFailed) else "rejected"
+        result.detail = str(exc)
+    else:
+        result.status, result.detail = "error", unexpected(exc)
+    feed, newest = result.feed, history.last_valid_index()
+    log.warning(
+        f"{feed.source} {feed.code} {result.status}; keeping stored {feed.column}",
+        reason=result.detail,
+        stored_newest=str(newest.date()) if newest is not None else None,
+    )
+
+
+def refresh(settings: Settings, log, now: pd.Timestamp | None = None) -> Refresh:
     """Ask every source for what is newer than the cache, check it, merge it in, store it.
 
-    A source that fails or answers badly is reported and skipped; never raises for that."""
+    Never raises: a source that fails or answers badly, and any exception inside the refresh,
+    is reported (per series where it concerns one) and the run goes on with stored data."""
+    if now is None:
+        now = pd.Timestamp.now(tz="UTC")
+    try:
+        return _refresh(settings, log, now)
+    except Exception as exc:  # a bug here must not cost the run: it falls back like an outage
+        reason = unexpected(exc)
+        log.error("refresh failed; runs use stored data", error=reason)
+        return Refresh(
+            [FeedResult(f, "error", reason) for f in FEEDS], error=f"refresh failed: {reason}"
+        )
+
+
+def _refresh(settings: Settings, log, now: pd.Timestamp) -> Refresh:
     folder = cache.cache_dir(settings)
     stored = cache.read(folder, log)
-    today = pd.Timestamp(datetime.now(UTC).date())
+    today = now.tz_convert("UTC").normalize().tz_localize(None)
     urls = {
         "yahoo": settings.yahoo_url,
         "mindicador": settings.mindicador_url,
@@ -220,15 +258,16 @@ def refresh(settings: Settings, log) -> Refresh:
     by_source = {source: [f for f in FEEDS if f.source == source] for source in urls}
     answers = {}
     # The sources in parallel, so a host that hangs delays only its own feeds.
-    with ThreadPoolExecutor(max_workers=len(urls)) as pool:
-        jobs = {
-            source: pool.submit(
-                _ask, http, url.rstrip("/"), by_source[source], starts, today.date()
-            )
-            for source, url in urls.items()
-        }
-        for source, job in jobs.items():
-            answers.update(zip(by_source[source], job.result(), strict=True))
+    try:
+        with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+            jobs = {
+                source: pool.submit(_ask, http, url.rstrip("/"), by_source[source], starts, now)
+                for source, url in urls.items()
+            }
+            for source, job in jobs.items():
+                answers.update(zip(by_source[source], job.result(), strict=True))
+    finally:
+        http.close()
 
     report, accepted = Refresh(), {}
     for feed in FEEDS:
@@ -236,30 +275,22 @@ def refresh(settings: Settings, log) -> Refresh:
         report.results.append(result)
         history = stored.column(feed.column)
         try:
-            if isinstance(answers[feed], SourceError):
+            if isinstance(answers[feed], Exception):
                 raise answers[feed]
             accepted[feed.column] = check(feed, answers[feed], history, today, log)
-        except SourceError as exc:
-            result.status = "failed" if isinstance(exc, FetchFailed) else "rejected"
-            result.detail = str(exc)
-            newest = history.last_valid_index()
-            log.warning(
-                f"{feed.source} {feed.code} {result.status}; keeping stored {feed.column}",
-                reason=str(exc),
-                stored_newest=str(newest.date()) if newest is not None else None,
-            )
+        except Exception as exc:  # an unforeseen answer spoils its own series only
+            _record_failure(result, exc, history, log)
     for column, (official, _) in CROSS_CHECKS.items():
         if column in accepted:
-            reference = stored.column(official).combine_first(
-                accepted.get(official, pd.Series(dtype=float))
-            )
             try:
+                reference = stored.column(official).combine_first(
+                    accepted.get(official, pd.Series(dtype=float))
+                )
                 _cross_check(column, accepted[column], reference)
-            except SourceError as exc:
+            except Exception as exc:
                 del accepted[column]
                 result = next(r for r in report.results if r.feed.column == column)
-                result.status, result.detail = "rejected", str(exc)
-                log.warning(f"{column} rejected; keeping stored {column}", reason=str(exc))
+                _record_failure(result, exc, stored.column(column), log)
     _store(folder, accepted, report, log)
     return report
 
@@ -287,6 +318,8 @@ def _store(folder, accepted: dict[str, pd.Series], report: Refresh, log) -> None
             f"cannot write the cache in {folder} ({exc.strerror}); make it writable "
             "or point DATA_DIR at a writable folder"
         )
+    except Exception as exc:  # a bug in merging must not cost the run: the cache stays as it was
+        report.error = f"cache left as it was: {unexpected(exc)}"
     if report.error:
         log.error("cache not updated", error=report.error)
 
@@ -312,6 +345,7 @@ class Resolved:
         record = {"data_source": self.data_source, "newest": newest_dates(self.raw)}
         if self.refresh is not None:
             record["refresh"] = {r.feed.column: r.summary() for r in self.refresh.results}
+            record["refresh_error"] = self.refresh.error
         return record
 
 
