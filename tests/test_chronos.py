@@ -13,16 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fxforecast import ensemble
 from fxforecast.bench_chronos import save_random_bolt
 from fxforecast.cli import main
 from fxforecast.data import load
+from fxforecast.engine import ensemble
+from fxforecast.engine.members import chronos as chronos_module
+from fxforecast.engine.members import configured_members
+from fxforecast.engine.members.chronos import OUTER_RATIO, ensemble_levels
+from fxforecast.engine.members.random_walk import RandomWalk
 from fxforecast.horizons import HORIZONS, horizon_params
-from fxforecast.members import chronos as chronos_module
-from fxforecast.members.base import LEVELS
-from fxforecast.members.chronos import OUTER_RATIO, ChronosBolt, ensemble_levels
-from fxforecast.members.random_walk import RandomWalk
-from fxforecast.settings import load_settings
+from fxforecast.quantiles import LEVELS
+from fxforecast.settings import Settings, load_settings
 
 TINY = dict(d_model=32, d_ff=64, d_kv=16, num_layers=1, num_decoder_layers=1, num_heads=2)
 ONLY_CHRONOS = "ENABLE_ARIMA=false\nENABLE_VAR=false\nENABLE_RF=false\n"
@@ -50,6 +51,17 @@ def tiny_bolt(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def data():
     return load()
+
+
+def chronos(model: Path, days: int, context_length: int | None = None):
+    """The Chronos member a service of this horizon builds (memory guard at 1 MB)."""
+    settings = Settings(
+        enable_chronos=True,
+        chronos_model=str(model),
+        chronos_min_available_mb=1,
+        chronos_context_length=context_length,
+    )
+    return configured_members(settings, horizon_params(days))[-1][0]
 
 
 def write_env(tmp_path, settings: str) -> Path:
@@ -102,8 +114,8 @@ def test_validation_origins_go_to_a_zero_shot_member_in_one_call(data):
 
     def counting(member_class, zero_shot):
         class Counting(member_class):
-            def fit(self, frame, params):
-                fitted = super().fit(frame, params)
+            def fit(self, frame):
+                fitted = super().fit(frame)
                 forecast = fitted.forecast
 
                 def counted(*args):
@@ -128,19 +140,19 @@ def test_validation_origins_go_to_a_zero_shot_member_in_one_call(data):
 
 @pytest.mark.parametrize("horizon, expected", [(7, 180), (15, 180), (30, 90), (90, 365)])
 def test_context_length_follows_the_horizon(data, tiny_bolt, horizon, expected):
-    member = ChronosBolt(str(tiny_bolt), 1, None)
-    member.fit(data.frame, HORIZONS[horizon]).forecast(data.frame, [data.as_of], [5])
+    member = chronos(tiny_bolt, horizon)
+    member.fit(data.frame).forecast(data.frame, [data.as_of], [5])
     assert member.figures["context_length"] == expected
 
 
 def test_context_length_override_is_capped_at_history_and_model(data, tiny_bolt):
     closes = data.closes()
-    member = ChronosBolt(str(tiny_bolt), 1, 50)
-    fitted = member.fit(data.frame, HORIZONS[7])
+    member = chronos(tiny_bolt, 7, 50)
+    fitted = member.fit(data.frame)
     fitted.forecast(data.frame, [data.as_of], [5])
     assert member.figures["context_length"] == 50
-    member = ChronosBolt(str(tiny_bolt), 1, 100_000)
-    fitted = member.fit(data.frame, HORIZONS[7])
+    member = chronos(tiny_bolt, 7, 100_000)
+    fitted = member.fit(data.frame)
     fitted.forecast(data.frame, [closes.index[300]], [5])
     assert member.figures["context_length"] == 301  # all the closes up to that origin
     fitted.forecast(data.frame, [data.as_of], [5])
@@ -148,7 +160,7 @@ def test_context_length_override_is_capped_at_history_and_model(data, tiny_bolt)
 
 
 def test_a_forecast_reads_no_row_after_its_origin(data, tiny_bolt):
-    fitted = ChronosBolt(str(tiny_bolt), 1, None).fit(data.frame, HORIZONS[30])
+    fitted = chronos(tiny_bolt, 30).fit(data.frame)
     origin = data.frame.index[-200]
 
     def scaled(rows):
@@ -165,7 +177,7 @@ def test_a_forecast_reads_no_row_after_its_origin(data, tiny_bolt):
 
 def test_outer_quantiles_are_wider_than_bolts_own(data, tiny_bolt):
     """Bolt clamps 0.025/0.975 to its 0.1/0.9; the member's must lie strictly outside them."""
-    fitted = ChronosBolt(str(tiny_bolt), 1, None).fit(data.frame, HORIZONS[90])
+    fitted = chronos(tiny_bolt, 90).fit(data.frame)
     origins = list(data.frame.index[-60::10])
     for path in fitted.forecast(data.frame, origins, [64] * len(origins)):
         assert path.shape == (64, len(LEVELS))
@@ -184,7 +196,7 @@ def test_outer_levels_extend_each_side_by_the_normal_ratio():
 
 
 def test_steps_past_the_models_length_widen_by_square_root_of_time(data, tiny_bolt):
-    fitted = ChronosBolt(str(tiny_bolt), 1, None).fit(data.frame, HORIZONS[90])
+    fitted = chronos(tiny_bolt, 90).fit(data.frame)
     (path,) = fitted.forecast(data.frame, [data.as_of], [65])
     assert path.shape == (65, len(LEVELS))
     log_path = np.log(path)
@@ -194,8 +206,8 @@ def test_steps_past_the_models_length_widen_by_square_root_of_time(data, tiny_bo
 
 
 def test_release_frees_the_pipeline_and_the_next_use_reloads(data, tiny_bolt):
-    member = ChronosBolt(str(tiny_bolt), 1, None)
-    fitted = member.fit(data.frame, HORIZONS[7])
+    member = chronos(tiny_bolt, 7)
+    fitted = member.fit(data.frame)
     first = fitted.forecast(data.frame, [data.as_of], [5])
     model = weakref.ref(chronos_module._pipelines[str(tiny_bolt)].model)
     member.release()

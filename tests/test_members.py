@@ -2,14 +2,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from fxforecast.data import clean
+from fxforecast.engine.members import configured_members
+from fxforecast.engine.members.base import max_steps
+from fxforecast.engine.members.forest import features
 from fxforecast.horizons import future_step_dates, horizon_params
-from fxforecast.members import configured_members
-from fxforecast.members.base import LEVELS, max_steps
-from fxforecast.members.forest import features
+from fxforecast.quantiles import LEVELS
 from fxforecast.settings import Settings
 
 # Members on by default (Chronos needs a model: tests/test_chronos.py builds a tiny one).
-MEMBERS = [m for m, enabled in configured_members(Settings()) if enabled]
+NAMES = [m.name for m, enabled in configured_members(Settings(), horizon_params(7)) if enabled]
 
 
 @pytest.fixture(scope="module")
@@ -18,11 +19,11 @@ def snapshot(raw):
 
 
 @pytest.mark.parametrize("days", [7, 90])
-@pytest.mark.parametrize("member", MEMBERS, ids=lambda m: m.name)
-def test_member_quantiles_are_monotone_plausible_clp(snapshot, member, days):
-    params = horizon_params(days)
+@pytest.mark.parametrize("name", NAMES)
+def test_member_quantiles_are_monotone_plausible_clp(snapshot, name, days):
+    members = dict((m.name, m) for m, _ in configured_members(Settings(), horizon_params(days)))
     n = len(future_step_dates(snapshot.as_of, days))
-    path = member.fit(snapshot.frame, params).forecast(snapshot.frame, [snapshot.as_of], [n])[0]
+    path = members[name].fit(snapshot.frame).forecast(snapshot.frame, [snapshot.as_of], [n])[0]
     last = snapshot.closes().iloc[-1]
     assert path.shape == (n, len(LEVELS))
     assert np.all(np.isfinite(path))

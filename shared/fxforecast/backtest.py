@@ -22,13 +22,14 @@ import pandas as pd  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from . import ensemble  # noqa: E402
 from .data import RawData, clean  # noqa: E402
+from .engine import ensemble  # noqa: E402
+from .engine.members import configured_members  # noqa: E402
+from .engine.runner import FitCache  # noqa: E402
 from .errors import ConfigError  # noqa: E402
+from .fsio import write_all  # noqa: E402
 from .horizons import history_step_dates, horizon_params  # noqa: E402
-from .members import configured_members  # noqa: E402
-from .members.base import QUANTILE_COLUMNS  # noqa: E402
-from .outputs import write_all  # noqa: E402
+from .quantiles import QUANTILE_COLUMNS  # noqa: E402
 from .scoring import score  # noqa: E402
 from .settings import Settings  # noqa: E402
 
@@ -78,8 +79,8 @@ def _origin_rows(raw, settings, params, origin, final_refit_weeks, cache, member
 def run_block(raw: RawData, settings: Settings, days: int, origins, final_refit_weeks: int):
     """Forecasts of consecutive origins for one horizon, sharing one fit/validation cache."""
     params = horizon_params(days)
-    members = configured_members(settings)
-    cache: dict = {}
+    members = configured_members(settings, params)
+    cache = FitCache()
     rows = []
     for origin in origins:
         rows.extend(_origin_rows(raw, settings, params, origin, final_refit_weeks, cache, members))
@@ -90,15 +91,13 @@ def fingerprint(raw: RawData, settings: Settings, spec: BacktestSpec) -> str:
     digest = hashlib.sha256()
     digest.update(pd.util.hash_pandas_object(raw.market).to_numpy().tobytes())
     digest.update(pd.util.hash_pandas_object(raw.rates).to_numpy().tobytes())
-    enabled = [
-        settings.enable_arima,
-        settings.enable_var,
-        settings.enable_rf,
-        settings.enable_chronos,
-        settings.chronos_model,
-        settings.chronos_context_length,
+    # Every member's name, switch and hyper-parameters at every horizon: what a forecast uses.
+    members = [
+        (member.name, enabled, member.hyperparameters())
+        for days in spec.horizons
+        for member, enabled in configured_members(settings, horizon_params(days))
     ]
-    digest.update(json.dumps([enabled, asdict(spec)], default=str).encode())
+    digest.update(json.dumps([members, asdict(spec)], default=str).encode())
     return digest.hexdigest()[:16]
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .data import MARKET_FILE, RATES_COLUMNS, RATES_FILE, RawData, _read_csv, clean, load_raw
 from .errors import DataError
-from .outputs import write_all
+from .fsio import write_all
 from .settings import Settings
 
 DEFAULT_CACHE_DIR = Path("data")

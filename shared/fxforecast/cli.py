@@ -189,7 +189,7 @@ def _add_chronos_download(sub):
 
 
 def _chronos_download(args) -> int:
-    from .members.chronos import download
+    from .engine.members.chronos import download
 
     folder = download(args.model, args.to).resolve()
     print(f"saved {args.model} in {folder}; set CHRONOS_MODEL={folder} and HF_HUB_OFFLINE=1")

@@ -1,10 +1,8 @@
-"""The files a run writes: forecast.json, forecast.csv and fan_chart.png, all-or-nothing."""
+"""The files a run writes, rendered in memory: forecast.json, forecast.csv and fan_chart.png
+(fsio.write_all puts them in place all-or-nothing)."""
 
 import io
 import json
-import os
-import shutil
-from pathlib import Path
 
 import matplotlib
 
@@ -12,7 +10,7 @@ matplotlib.use("Agg")  # batch service: no display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .members.base import QUANTILE_COLUMNS  # noqa: E402
+from .quantiles import QUANTILE_COLUMNS  # noqa: E402
 
 HISTORY_DAYS_SHOWN = 120
 
@@ -55,27 +53,6 @@ def fan_chart(history: pd.Series, table: pd.DataFrame, title: str) -> bytes:
     fig.savefig(buffer, format="png", bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
-
-
-def write_all(folder: Path, files: dict[str, bytes]) -> dict[str, str]:
-    """Write every file under a staging folder first, then move each into place by rename:
-    a failure before the renames leaves the old outputs (or nothing) and no partial file."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.parent / f".{folder.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        for name, content in files.items():
-            with open(staging / name, "wb") as handle:
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-        folder.mkdir(exist_ok=True)
-        for name in files:
-            os.replace(staging / name, folder / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return {name: str(folder / name) for name in files}
 
 
 def render(payload: dict, history: pd.Series, table: pd.DataFrame) -> dict[str, bytes]:

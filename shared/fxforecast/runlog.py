@@ -1,15 +1,15 @@
 """Structured logs (console + JSON lines per service) and the one-line-per-run metrics file."""
 
-import fcntl
 import json
 import logging
 import math
-import os
 import resource
 from pathlib import Path
 
 import psutil
 import structlog
+
+from .fsio import append_locked
 
 _SHARED = [
     structlog.contextvars.merge_contextvars,
@@ -88,11 +88,4 @@ def _finite(value):
 def append_metrics(path: Path, record: dict) -> None:
     """Append one whole JSON line under an exclusive lock, in a single write."""
     line = (json.dumps(_finite(record), default=str, allow_nan=False) + "\n").encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, line)
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    append_locked(path, line)

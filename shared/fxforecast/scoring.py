@@ -7,16 +7,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .members.base import LEVELS, QUANTILE_COLUMNS
+from .quantiles import LEVELS, QUANTILE_COLUMNS, pinball
 
 BENCHMARK = "random_walk"
-
-
-def pinball(quantiles: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    """The pinball loss of each row (one actual) and each of LEVELS (one quantile column)."""
-    diff = actual[:, None] - quantiles
-    levels = np.asarray(LEVELS)[None, :]
-    return np.maximum(levels * diff, (levels - 1) * diff)
 
 
 def wql(quantiles: np.ndarray, actual: np.ndarray) -> float:

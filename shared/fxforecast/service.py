@@ -1,44 +1,35 @@
 """One service run: settings -> data -> ensemble -> output files -> one metrics line."""
 
-import fcntl
-import os
 import sys
 import time
 import traceback
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
-from . import __version__, ensemble, livedata
+from . import __version__, livedata
 from .data import clean
+from .engine import ensemble
+from .engine.members import configured_members
 from .errors import FxError
+from .fsio import locked, write_all
 from .horizons import horizon_params
-from .members import configured_members
-from .members.base import QUANTILE_COLUMNS
-from .members.chronos import ChronosBolt
-from .outputs import render, steps_table, write_all
+from .outputs import render, steps_table
+from .quantiles import QUANTILE_COLUMNS
 from .runlog import append_metrics, available_mb, configure_logging, peak_rss_mb
 from .settings import Settings
 from .store import save_forecast
 
 
-@contextmanager
 def service_lock(lock_path: Path, log):
     """One run of a service at a time: a second run waits for the first to finish."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.warning("another run of this service holds the lock; waiting", lock=str(lock_path))
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    return locked(
+        lock_path,
+        lambda: log.warning(
+            "another run of this service holds the lock; waiting", lock=str(lock_path)
+        ),
+    )
 
 
 def _payload(service, days, result, status, data) -> tuple[dict, pd.DataFrame]:
@@ -57,8 +48,8 @@ def _payload(service, days, result, status, data) -> tuple[dict, pd.DataFrame]:
         ],
         "weights": {n: round(m.weight, 4) for n, m in result.members.items() if m.weight > 0},
         "members": {n: {"status": m.status, "reason": m.reason} for n, m in result.members.items()},
-        "calibration": result.calibration,
-        "drift_share": result.drift_share,
+        "calibration": result.calibration.info(),
+        "drift_share": result.combination.drift_share,
         "validation_origins": result.validation_origins,
         "version": __version__,
     }
@@ -151,13 +142,15 @@ def _forecast(service, days, settings, as_of, log, record) -> int:
         stale_closes=data.report.stale_closes,
     )
 
-    members = configured_members(settings)
-    chronos = next(member for member, _ in members if isinstance(member, ChronosBolt))
+    members = configured_members(settings, params)
     try:
         result = ensemble.forecast(data, params, members, settings.member_timeout_s)
     finally:
-        chronos.release()
-    record["chronos"] = chronos.metrics(result.members[chronos.name])
+        for member, _ in members:
+            member.release()
+    for member, _ in members:
+        if info := member.info(result.members[member.name]):
+            record[member.name] = info
     status = "degraded" if result.degraded else "ok"
     for name, member in result.members.items():
         if member.status == "failed":
@@ -173,8 +166,8 @@ def _forecast(service, days, settings, as_of, log, record) -> int:
         target_date=payload["target_date"],
         members={n: m.summary() for n, m in result.members.items()},
         forecast={c: target[c] for c in QUANTILE_COLUMNS},
-        calibration=result.calibration,
-        drift_share=result.drift_share,
+        calibration=result.calibration.info(),
+        **result.combination.info(),
         outputs=files,
     )
     log.info(

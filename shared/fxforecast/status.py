@@ -14,7 +14,7 @@ from . import livedata
 from .data import clean
 from .errors import FxError
 from .horizons import HORIZONS
-from .members.base import QUANTILE_COLUMNS
+from .quantiles import QUANTILE_COLUMNS
 from .runlog import configure_logging
 from .settings import Settings
 from .store import load_forecasts

@@ -17,13 +17,14 @@ Two gaps between Bolt and the ensemble's contract are bridged deliberately:
 
 import gc
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import norm
 
-from ..errors import FxError
-from ..runlog import available_mb, rss_mb
+from ...errors import FxError
+from ...runlog import available_mb, rss_mb
 from .base import Fitted, Member, closes_until
 
 BOLT_LEVELS = [0.1, 0.5, 0.9]  # asked of the model; the ensemble's 0.025/0.975 are derived
@@ -121,7 +122,7 @@ class _ChronosFitted(Fitted):
         self.member = member
         self.context_length = context_length
 
-    def forecast(self, frame, origins, steps):
+    def _forecast(self, frame, origins, steps):
         contexts = [
             closes_until(frame, origin).iloc[-self.context_length :].to_numpy()
             for origin in origins
@@ -130,30 +131,29 @@ class _ChronosFitted(Fitted):
         return [ensemble_levels(quantiles, n) for quantiles, n in zip(bolt, steps, strict=True)]
 
 
+FIGURES = (
+    "context_length",
+    "load_s",
+    "predict_s",
+    "rss_before_mb",
+    "rss_after_mb",
+    "rss_released_mb",
+    "available_mb",
+)
+
+
+@dataclass
 class ChronosBolt(Member):
     name = "chronos"
     zero_shot = True
+    model: str  # a Hugging Face id or a folder (CHRONOS_MODEL)
+    min_available_mb: int  # skip below this much available memory
+    context_length: int  # business days of history given to the model
+    skipped: bool = field(default=False, init=False)
+    figures: dict = field(default_factory=lambda: dict.fromkeys(FIGURES), init=False)
 
-    def __init__(self, model: str, min_available_mb: int, context_length: int | None):
-        self.model = model
-        self.min_available_mb = min_available_mb
-        self.context_length = context_length  # None: the horizon's default
-        self.skipped = False
-        self.figures = dict.fromkeys(
-            (
-                "context_length",
-                "load_s",
-                "predict_s",
-                "rss_before_mb",
-                "rss_after_mb",
-                "rss_released_mb",
-                "available_mb",
-            )
-        )
-
-    def fit(self, frame, params):
-        context = params.chronos_context if self.context_length is None else self.context_length
-        return _ChronosFitted(self, context)
+    def fit(self, frame):
+        return _ChronosFitted(self, self.context_length)
 
     def pipeline(self):
         """The process's pipeline for this model, loaded on first use after a memory check."""
@@ -199,7 +199,7 @@ class ChronosBolt(Member):
             gc.collect()
             self.figures["rss_released_mb"] = rss_mb()
 
-    def metrics(self, outcome) -> dict:
+    def info(self, outcome) -> dict:
         """The metrics line's chronos block: this run's figures and the ensemble's verdict."""
         return {
             "enabled": outcome.status != "disabled",

@@ -5,11 +5,14 @@ step; quantiles come from its out-of-bag residuals, rescaled by the volatility a
 No target leakage: a training row's target ends on or before the fit date, and every feature is
 computed from rows on or before the row's own date."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import RandomForestRegressor
 
-from .base import LEVELS, Fitted, Member, max_steps
+from ...quantiles import LEVELS
+from .base import Fitted, Member
 
 VOL_WINDOW = 60
 
@@ -38,7 +41,7 @@ class _ForestFitted(Fitted):
         self.forest = forest
         self.residual_quantiles = residual_quantiles  # (len(LEVELS), max_steps), scaled units
 
-    def forecast(self, frame, origins, steps):
+    def _forecast(self, frame, origins, steps):
         # Features are causal (each row from itself and earlier rows), so one pass over the
         # frame serves every origin; the row at an origin never reads past it.
         table = features(frame.loc[: max(origins)])
@@ -56,22 +59,25 @@ class _ForestFitted(Fitted):
         return out
 
 
+@dataclass(frozen=True)
 class RandomForest(Member):
     name = "random_forest"
+    lookback: int  # training rows
+    trees: int
+    steps: int  # outputs: the most business days the horizon can hold
 
-    def fit(self, frame, params):
-        n_steps = max_steps(params.days)
+    def fit(self, frame):
         x = features(frame)
         log_fx = np.log(frame["usdclp"].dropna())
         position = log_fx.index.get_indexer(x.index)
         values = log_fx.to_numpy()
-        usable = position + n_steps < len(values)  # target fully realised by the fit date
-        x, position = x[usable].iloc[-params.lookback :], position[usable][-params.lookback :]
-        scale = x["vol"].to_numpy()[:, None] * np.sqrt(np.arange(1, n_steps + 1))[None, :]
-        future = values[position[:, None] + np.arange(1, n_steps + 1)[None, :]]
+        usable = position + self.steps < len(values)  # target fully realised by the fit date
+        x, position = x[usable].iloc[-self.lookback :], position[usable][-self.lookback :]
+        scale = x["vol"].to_numpy()[:, None] * np.sqrt(np.arange(1, self.steps + 1))[None, :]
+        future = values[position[:, None] + np.arange(1, self.steps + 1)[None, :]]
         y = (future - values[position][:, None]) / scale
         forest = RandomForestRegressor(
-            n_estimators=params.rf_trees,
+            n_estimators=self.trees,
             min_samples_leaf=20,
             max_features=0.5,
             max_samples=0.5,  # half the rows per tree: twice as fast, more diverse trees

@@ -2,6 +2,8 @@
 Chile-US rate differential; lag order by AIC. Intervals come from the VAR's own error
 covariance propagated through its moving-average form to the cumulative USD/CLP return."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from statsmodels.tsa.api import VAR
@@ -23,7 +25,7 @@ class _VarFitted(Fitted):
     def __init__(self, result):
         self.result = result
 
-    def forecast(self, frame, origins, steps):
+    def _forecast(self, frame, origins, steps):
         k_ar = self.result.k_ar
         sigma_u = np.asarray(self.result.sigma_u)
         inputs = var_inputs(frame.loc[: max(origins)])  # returns are causal: one pass serves all
@@ -39,11 +41,14 @@ class _VarFitted(Fitted):
         return out
 
 
+@dataclass(frozen=True)
 class VectorAutoregression(Member):
     name = "var"
+    lookback: int  # daily return rows fitted on
+    max_lags: int  # lag orders searched by AIC: 1..max_lags
 
-    def fit(self, frame, params):
-        inputs = var_inputs(frame).iloc[-params.lookback :]
+    def fit(self, frame):
+        inputs = var_inputs(frame).iloc[-self.lookback :]
         model = VAR(inputs.to_numpy())
-        order = model.select_order(maxlags=params.var_max_lags).aic
+        order = model.select_order(maxlags=self.max_lags).aic
         return _VarFitted(model.fit(max(1, int(order)), trend="n"))

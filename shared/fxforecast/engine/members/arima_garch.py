@@ -2,6 +2,7 @@
 GARCH(1,1) with Student-t innovations (arch) on its residuals for the volatility path."""
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from arch import arch_model
@@ -23,7 +24,7 @@ class _ArimaGarchFitted(Fitted):
         p, _, q = arima_result.model.order
         self.order = (p, q)
 
-    def forecast(self, frame, origins, steps):
+    def _forecast(self, frame, origins, steps):
         out = []
         for origin, n in zip(origins, steps, strict=True):
             closes = closes_until(frame, origin)
@@ -50,16 +51,20 @@ class _ArimaGarchFitted(Fitted):
         return out
 
 
+@dataclass(frozen=True)
 class ArimaGarch(Member):
     name = "arima_garch"
+    lookback: int  # daily returns fitted on
+    max_p: int  # ARMA orders searched by BIC: 0..max_p x 0..max_q
+    max_q: int
 
-    def fit(self, frame, params):
-        returns = SCALE * log_returns(frame["usdclp"].dropna()).iloc[-params.lookback :].to_numpy()
+    def fit(self, frame):
+        returns = SCALE * log_returns(frame["usdclp"].dropna()).iloc[-self.lookback :].to_numpy()
         best = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for p in range(params.arima_max_p + 1):
-                for q in range(params.arima_max_q + 1):
+            for p in range(self.max_p + 1):
+                for q in range(self.max_q + 1):
                     result = ARIMA(returns, order=(p, 0, q), trend="n").fit()
                     if best is None or result.bic < best.bic:
                         best = result
