@@ -3,7 +3,7 @@ import sys
 
 import pandas as pd
 import pytest
-from fxforecast.backtest import (
+from fxforecast.evaluation.backtest import (
     BacktestSpec,
     fingerprint,
     plan,

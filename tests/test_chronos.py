@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fxforecast.bench_chronos import save_random_bolt
 from fxforecast.cli import main
 from fxforecast.data import load
 from fxforecast.engine import ensemble
@@ -24,6 +23,8 @@ from fxforecast.engine.members.random_walk import RandomWalk
 from fxforecast.horizons import HORIZONS, horizon_params
 from fxforecast.quantiles import LEVELS
 from fxforecast.settings import Settings, load_settings
+
+from benchmarks.bench_chronos import save_random_bolt
 
 TINY = dict(d_model=32, d_ff=64, d_kv=16, num_layers=1, num_decoder_layers=1, num_heads=2)
 ONLY_CHRONOS = "ENABLE_ARIMA=false\nENABLE_VAR=false\nENABLE_RF=false\n"

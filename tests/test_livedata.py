@@ -15,8 +15,8 @@ import structlog
 from fxforecast import livedata
 from fxforecast.cli import main
 from fxforecast.data import MARKET_FILE, RATES_FILE, default_data_dir, load_raw
+from fxforecast.ops.service import run_service
 from fxforecast.providers import SourceError
-from fxforecast.service import run_service
 from fxforecast.settings import Settings
 from werkzeug import Response
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from fxforecast.scoring import diebold_mariano, score, wql
+from fxforecast.evaluation.scoring import diebold_mariano, score, wql
 
 OFFSETS = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])  # q0.025 .. q0.975 around the median
 

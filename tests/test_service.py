@@ -113,7 +113,7 @@ def test_bad_data_fails_cleanly_and_loses_nothing(tmp_path, data_copy):
 
 def test_failed_rendering_leaves_no_partial_output(tmp_path, monkeypatch):
     """A crash while the files are produced leaves the folder empty and says so in one line."""
-    from fxforecast import outputs, service
+    from fxforecast.ops import outputs, service
     from fxforecast.settings import Settings
 
     def broken_chart(*args, **kwargs):

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fxforecast.cli import main
-from fxforecast.status import STANDARD_SERVICES
+from fxforecast.ops.status import STANDARD_SERVICES
 
 NOW = datetime.now(UTC)
 

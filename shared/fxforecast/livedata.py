@@ -20,8 +20,8 @@ import pandas as pd
 from . import cache
 from .data import BAD_TICK_LOG_JUMP, MARKET_COLUMNS, RawData, load_raw
 from .errors import ConfigError, DataError
+from .ops.runlog import configure_logging
 from .providers import FETCHERS, FetchFailed, Http, SourceError
-from .runlog import configure_logging
 from .settings import Settings
 
 ORDER_OF_MAGNITUDE = float(np.log(10))

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.stats import norm
 
 from ...errors import FxError
-from ...runlog import available_mb, rss_mb
+from ...memory import available_mb, rss_mb
 from .base import Fitted, Member, closes_until
 
 BOLT_LEVELS = [0.1, 0.5, 0.9]  # asked of the model; the ensemble's 0.025/0.975 are derived

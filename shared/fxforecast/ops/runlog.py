@@ -3,13 +3,11 @@
 import json
 import logging
 import math
-import resource
 from pathlib import Path
 
-import psutil
 import structlog
 
-from .fsio import append_locked
+from ..fsio import append_locked
 
 _SHARED = [
     structlog.contextvars.merge_contextvars,
@@ -58,20 +56,6 @@ def configure_logging(service: str, log_dir: Path, debug: bool = False) -> struc
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
     return structlog.get_logger("fxforecast")
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (Linux reports KiB)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def rss_mb() -> float:
-    """This process's resident memory now."""
-    return round(psutil.Process().memory_info().rss / 2**20, 1)
-
-
-def available_mb() -> float:
-    return round(psutil.virtual_memory().available / 2**20, 1)
 
 
 def _finite(value):

@@ -8,17 +8,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__, livedata
-from .data import clean
-from .engine import ensemble
-from .engine.members import configured_members
-from .errors import FxError
-from .fsio import locked, write_all
-from .horizons import horizon_params
+from .. import __version__, livedata
+from ..data import clean
+from ..engine import ensemble
+from ..engine.members import configured_members
+from ..errors import FxError
+from ..fsio import locked, write_all
+from ..horizons import horizon_params
+from ..memory import available_mb, peak_rss_mb
+from ..quantiles import QUANTILE_COLUMNS
+from ..settings import Settings
 from .outputs import render, steps_table
-from .quantiles import QUANTILE_COLUMNS
-from .runlog import append_metrics, available_mb, configure_logging, peak_rss_mb
-from .settings import Settings
+from .runlog import append_metrics, configure_logging
 from .store import save_forecast
 
 

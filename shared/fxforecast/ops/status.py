@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import livedata
-from .data import clean
-from .errors import FxError
-from .horizons import HORIZONS
-from .quantiles import QUANTILE_COLUMNS
+from .. import livedata
+from ..data import clean
+from ..errors import FxError
+from ..horizons import HORIZONS
+from ..quantiles import QUANTILE_COLUMNS
+from ..settings import Settings
 from .runlog import configure_logging
-from .settings import Settings
 from .store import load_forecasts
 
 SUCCESS = ("ok", "degraded")

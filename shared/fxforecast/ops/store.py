@@ -7,7 +7,7 @@ from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import FxError
+from ..errors import FxError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS forecasts (

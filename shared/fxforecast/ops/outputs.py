@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # batch service: no display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .quantiles import QUANTILE_COLUMNS  # noqa: E402
+from ..quantiles import QUANTILE_COLUMNS  # noqa: E402
 
 HISTORY_DAYS_SHOWN = 120
 

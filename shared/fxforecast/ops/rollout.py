@@ -8,7 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 KEY = "ENABLE_CHRONOS"
 ASSIGNMENT = re.compile(rf"^\s*(export\s+)?{KEY}\s*=\s*(?P<value>[^#\n]*?)\s*(#.*)?$")

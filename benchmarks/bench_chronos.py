@@ -26,13 +26,13 @@ BOLT_SMALL = dict(
     initializer_factor=0.05,
 )
 IMPORT_TIME = (
-    "import time, fxforecast.service; t = time.perf_counter(); import chronos; "
+    "import time, fxforecast.ops.service; t = time.perf_counter(); import chronos; "
     "print(time.perf_counter() - t)"
 )
 # Built in a child process: Linux passes a parent's peak RSS on to the ru_maxrss of every process
 # it starts, so a bench grown by torch would inflate each service's peak_rss_mb.
 BUILD = (
-    "import sys, pathlib, fxforecast.bench_chronos as bench; "
+    "import sys, pathlib, benchmarks.bench_chronos as bench; "
     "bench.save_random_bolt(pathlib.Path(sys.argv[1]))"
 )
 
@@ -85,7 +85,9 @@ def timed_runs(service: str, workdir: Path, env: dict, repeats: int) -> dict:
 def main(repeats: int = 3) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / "bolt-small-random"
-        subprocess.run([sys.executable, "-c", BUILD, str(model)], capture_output=True, check=True)
+        subprocess.run(
+            [sys.executable, "-c", BUILD, str(model)], capture_output=True, check=True, cwd=ROOT
+        )
         size_mb = (model / "model.safetensors").stat().st_size / 2**20
         import_s = min(
             float(

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]  # the repository: benchmarks/ is at its top
 SERVICES = ("forecaster_7d", "forecaster_15d", "forecaster_30d", "forecaster_90d")
 
 

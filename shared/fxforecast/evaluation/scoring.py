@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .quantiles import LEVELS, QUANTILE_COLUMNS, pinball
+from ..quantiles import LEVELS, QUANTILE_COLUMNS, pinball
 
 BENCHMARK = "random_walk"
 
