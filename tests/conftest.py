@@ -1,5 +1,5 @@
 import pytest
-from fxforecast.data import default_data_dir, load_raw
+from fxforecast.marketdata.schema import default_data_dir, load_raw
 
 
 @pytest.fixture(scope="session")

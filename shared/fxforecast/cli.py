@@ -89,8 +89,8 @@ def _add_backtest(sub):
 
 
 def _backtest(args) -> int:
-    from .data import load_raw
     from .evaluation.backtest import BacktestSpec, run_backtest
+    from .marketdata.schema import load_raw
 
     if args.start > args.end:
         raise ConfigError(f"--start {args.start.date()} is after --end {args.end.date()}")
@@ -115,7 +115,7 @@ def _add_fetch_data(sub):
 
 
 def _fetch_data(args) -> int:
-    from .livedata import fetch_data
+    from .ops.fetch import fetch_data
 
     return fetch_data(load_settings(args.env_file, data_dir=args.data_dir))
 

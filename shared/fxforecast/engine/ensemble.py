@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from ..data import MarketData
 from ..horizons import HorizonParams, future_step_dates
+from ..marketdata.clean import MarketData
 from .calibration import Calibration, SplitConformal
 from .combiner import COMBINERS, Combination
 from .members.base import Member

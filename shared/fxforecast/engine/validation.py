@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..data import MarketData
 from ..errors import DataError
 from ..horizons import HorizonParams, history_step_dates, refit_anchor
+from ..marketdata.clean import MarketData
 from ..quantiles import pinball
 
 MIN_FIT_OBS = 250  # a validation origin needs this many closes before its refit anchor

@@ -22,13 +22,14 @@ import pandas as pd  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from ..data import RawData, clean  # noqa: E402
 from ..engine import ensemble  # noqa: E402
 from ..engine.members import configured_members  # noqa: E402
 from ..engine.runner import FitCache  # noqa: E402
 from ..errors import ConfigError  # noqa: E402
 from ..fsio import write_all  # noqa: E402
 from ..horizons import history_step_dates, horizon_params  # noqa: E402
+from ..marketdata.clean import clean  # noqa: E402
+from ..marketdata.schema import RawData  # noqa: E402
 from ..quantiles import QUANTILE_COLUMNS  # noqa: E402
 from ..settings import Settings  # noqa: E402
 from .scoring import score  # noqa: E402

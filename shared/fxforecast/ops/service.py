@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import __version__, livedata
-from ..data import clean
+from .. import __version__
 from ..engine import ensemble
 from ..engine.members import configured_members
 from ..errors import FxError
 from ..fsio import locked, write_all
 from ..horizons import horizon_params
+from ..marketdata import load_for_run
+from ..marketdata.clean import clean
 from ..memory import available_mb, peak_rss_mb
 from ..quantiles import QUANTILE_COLUMNS
 from ..settings import Settings
@@ -115,7 +116,7 @@ def _store(db_path, payload, log, record) -> None:
 
 def _forecast(service, days, settings, as_of, log, record) -> int:
     params = horizon_params(days)
-    resolved = livedata.resolve(settings, log)  # live refresh -> cache -> snapshot
+    resolved = load_for_run(settings, log)  # live refresh -> cache -> snapshot
     data = clean(resolved.raw, as_of)
     record["as_of"] = str(data.as_of.date())
     age_days = (pd.Timestamp(datetime.now(UTC).date()) - data.as_of).days

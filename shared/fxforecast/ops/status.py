@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import livedata
-from ..data import clean
 from ..errors import FxError
 from ..horizons import HORIZONS
+from ..marketdata import load_for_run
+from ..marketdata.clean import clean
 from ..quantiles import QUANTILE_COLUMNS
 from ..settings import Settings
 from .runlog import configure_logging
@@ -267,7 +267,7 @@ def show_accuracy(settings: Settings, as_json: bool) -> int:
     # The actuals come from the same data the services read (the cache when it is newer than
     # the snapshot), without refreshing it.
     log = configure_logging("status", settings.log_dir)
-    stored = livedata.resolve(replace(settings, data_refresh=False), log)
+    stored = load_for_run(replace(settings, data_refresh=False), log)
     data = clean(stored.raw)
     report = accuracy_report(forecasts, data.filled_close(), data.source)
     print(json.dumps(report, indent=2) if as_json else _format_accuracy(report))

@@ -9,7 +9,7 @@ import time
 import pandas as pd
 import pytest
 from fxforecast.cli import main
-from fxforecast.data import default_data_dir
+from fxforecast.marketdata.schema import default_data_dir
 from helpers import FAST_MEMBERS, metrics_lines, run_service, start_service
 
 # Targets 2024-05-10, 09-20 and 11-29 (the snapshot's last day): 2, 2 and 3 in the windows.

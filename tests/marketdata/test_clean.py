@@ -1,8 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-from fxforecast.data import clean, load_raw
 from fxforecast.errors import DataError
+from fxforecast.marketdata.clean import BAD_TICK_LOG_JUMP, clean, implausible
+from fxforecast.marketdata.schema import load_raw
 
 
 def test_snapshot_bad_ticks_are_removed(raw):
@@ -123,3 +124,20 @@ def test_empty_and_header_only_files_are_refused(data_copy):
 def test_as_of_before_the_data_is_refused(raw):
     with pytest.raises(DataError, match="before the first row"):
         clean(raw, "2001-01-01")
+
+
+def test_one_plausibility_rule_for_cleaning_and_live_answers():
+    """A value is judged against the plausible values before it: an isolated tick is dropped,
+    a run of wrong-unit values stays dropped (it never becomes its own reference), and rates
+    are judged in points."""
+    prices = pd.Series([100.0, 101, 99, 100, 1.0, 100, 102] + [1.0] * 8 + [101.0])
+    flagged = implausible(prices, BAD_TICK_LOG_JUMP)
+    assert flagged.tolist() == [False] * 4 + [True] + [False] * 2 + [True] * 8 + [False]
+    assert implausible(pd.Series([5.0, 0.0, -1.0, 5.1]), BAD_TICK_LOG_JUMP).tolist() == [
+        False,
+        True,
+        True,
+        False,
+    ]
+    rates = pd.Series([0.25, 0.25, 0.5, 4.0, 0.5])
+    assert implausible(rates, 2.0, additive=True).tolist() == [False, False, False, True, False]

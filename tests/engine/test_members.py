@@ -1,11 +1,11 @@
 import numpy as np
 import pandas as pd
 import pytest
-from fxforecast.data import clean
 from fxforecast.engine.members import configured_members
 from fxforecast.engine.members.base import max_steps
 from fxforecast.engine.members.forest import features
 from fxforecast.horizons import future_step_dates, horizon_params
+from fxforecast.marketdata.clean import clean
 from fxforecast.quantiles import LEVELS
 from fxforecast.settings import Settings
 

@@ -4,23 +4,28 @@ No test reaches the internet: every source URL points at 127.0.0.1.
 """
 
 import json
+import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import structlog
-from fxforecast import livedata
 from fxforecast.cli import main
-from fxforecast.data import MARKET_FILE, RATES_FILE, default_data_dir, load_raw
+from fxforecast.marketdata import checks, load_for_run
+from fxforecast.marketdata.cache import cache_dir, read
+from fxforecast.marketdata.providers import SourceError
+from fxforecast.marketdata.refresh import refresh
+from fxforecast.marketdata.schema import MARKET_FILE, RATES_FILE, default_data_dir, load_raw
 from fxforecast.ops.service import run_service
-from fxforecast.providers import SourceError
 from fxforecast.settings import Settings
 from werkzeug import Response
 
-FIXTURES = Path(__file__).parent / "fixtures" / "live"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "live"
 YAHOO = {
     "CLP=X": "usdclp",
     "HG=F": "copper",
@@ -258,8 +263,8 @@ def test_bad_answer_is_rejected_and_stored_data_kept(sources, tmp_path, capsys, 
 def test_cross_check_rejects_a_close_at_another_currency_level():
     observado = pd.Series([977.44, 979.96], index=NEW_DAYS[:2])
     with pytest.raises(SourceError, match="official dolar_observado"):
-        livedata._cross_check("USDCLP", observado * 4.2, observado)  # pesos -> COP-like level
-    livedata._cross_check("USDCLP", observado * 1.01, observado)  # a normal gap passes
+        checks.cross_check("USDCLP", observado * 4.2, observado)  # pesos -> COP-like level
+    checks.cross_check("USDCLP", observado * 1.01, observado)  # a normal gap passes
 
 
 def test_isolated_bad_tick_is_dropped_not_the_whole_answer(sources, tmp_path, capsys):
@@ -361,7 +366,8 @@ def test_live_refresh_in_a_service_run_records_live(sources, tmp_path):
 
 def test_time_budget_stops_asking(tmp_path, hanging_url):
     settings = _down_settings(hanging_url, tmp_path, data_refresh_budget_s=0.5)
-    report = livedata.refresh(settings, LOG)
+    folder = cache_dir(settings)
+    report, _ = refresh(settings, folder, read(folder, LOG, crosscheck=True), LOG)
     details = [r.detail for r in report.results]
     assert any("time budget is used up" in d for d in details)
     assert all(r.status == "failed" for r in report.results)
@@ -398,3 +404,89 @@ def test_stored_values_win_over_a_revised_answer(sources, tmp_path, capsys):
     market = load_raw(cache).market
     assert market.at[pd.Timestamp("2024-11-29"), "USDCLP"] == pytest.approx(977.44)
     assert market.index[-1] == pd.Timestamp("2024-12-06")
+
+
+def _count_reads(monkeypatch) -> list[Path]:
+    """Every CSV file pandas parses from now on, by resolved path (not the sources' answers)."""
+    reads, read_csv = [], pd.read_csv
+
+    def counting(source, *args, **kwargs):
+        if isinstance(source, str | os.PathLike):
+            reads.append(Path(source).resolve())
+        return read_csv(source, *args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", counting)
+    return reads
+
+
+def test_fetch_data_and_a_refreshing_run_read_each_file_once(
+    sources, tmp_path, capsys, monkeypatch
+):
+    serve(sources)
+    assert fetch(capsys, Path("data"))[0] == 0  # the default cache now holds all three files
+    snapshot = [(default_data_dir() / name).resolve() for name in (MARKET_FILE, RATES_FILE)]
+    cached = [
+        (tmp_path / "data" / name).resolve()
+        for name in (MARKET_FILE, RATES_FILE, "crosscheck_daily.csv")
+    ]
+
+    reads = _count_reads(monkeypatch)
+    assert fetch(capsys, Path("data"))[0] == 0
+    assert sorted(reads) == sorted(snapshot + cached)
+
+    reads.clear()
+    base = sources.url_for("").rstrip("/")
+    assert run_service("forecaster_7d", 7, _down_settings(base, tmp_path)) == 0
+    assert sorted(reads) == sorted(snapshot + cached)
+    assert _last_metrics(tmp_path)["data"]["data_source"] == "live"
+
+
+def test_a_refreshing_run_uses_exactly_what_the_cache_now_holds(sources, tmp_path):
+    serve(sources)
+    base = sources.url_for("").rstrip("/")
+    settings = _down_settings(base, tmp_path, data_dir=tmp_path / "cache")
+    resolved = load_for_run(settings, LOG)
+    assert resolved.data_source == "live" and resolved.raw.market.index[-1] == NEW_DAYS[-1]
+    stored = load_raw(tmp_path / "cache")  # what the next run without refresh reads
+    pd.testing.assert_frame_equal(resolved.raw.market, stored.market, check_exact=True)
+    pd.testing.assert_frame_equal(resolved.raw.rates, stored.rates, check_exact=True)
+
+
+@pytest.mark.parametrize(
+    "settings, source, why",
+    [
+        (dict(), "snapshot", "no cache in data"),
+        (dict(data_dir="given"), "cache", "DATA_DIR=given read as given"),
+    ],
+)
+def test_the_choice_of_data_says_why(tmp_path, monkeypatch, settings, source, why):
+    monkeypatch.chdir(tmp_path)
+    if "data_dir" in settings:
+        shutil.copytree(default_data_dir(), tmp_path / "given")
+    resolved = load_for_run(Settings(**settings), LOG)
+    assert resolved.as_record()["data_source"] == source
+    assert resolved.as_record()["data_reason"] == why
+
+
+def test_fetch_data_does_not_import_matplotlib(tmp_path, refusing_url):
+    """fetch-data runs on hosts that only refresh data: no charting library is loaded."""
+    code = (
+        "import sys; from fxforecast.cli import main; code = main(sys.argv[1:]); "
+        "print('matplotlib' in sys.modules); sys.exit(code)"
+    )
+    env = {
+        **os.environ,
+        "YAHOO_URL": refusing_url,
+        "MINDICADOR_URL": refusing_url,
+        "FRED_URL": refusing_url,
+        "LOG_DIR": str(tmp_path / "logs"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code, "fetch-data", "--data-dir", str(tmp_path / "cache")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "False"

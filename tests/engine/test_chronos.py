@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fxforecast.cli import main
-from fxforecast.data import load
 from fxforecast.engine import ensemble
 from fxforecast.engine.members import chronos as chronos_module
 from fxforecast.engine.members import configured_members
 from fxforecast.engine.members.chronos import OUTER_RATIO, ensemble_levels
 from fxforecast.engine.members.random_walk import RandomWalk
 from fxforecast.horizons import HORIZONS, horizon_params
+from fxforecast.marketdata.clean import load
 from fxforecast.quantiles import LEVELS
 from fxforecast.settings import Settings, load_settings
 
@@ -323,7 +323,7 @@ def check_in_subprocess(tmp_path, settings, environ, heavy=()) -> dict:
 
 
 def test_every_service_example_env_is_valid_and_keeps_chronos_off():
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     examples = sorted(root.glob("services/forecaster_*/.env.example"))
     assert len(examples) == len(HORIZONS)
     for example in examples:

@@ -4,7 +4,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
-from fxforecast.data import clean
 from fxforecast.engine import calibration, combiner, ensemble
 from fxforecast.engine.members import configured_members
 from fxforecast.engine.members.base import Fitted, Member
@@ -12,6 +11,7 @@ from fxforecast.engine.members.random_walk import RandomWalk
 from fxforecast.engine.validation import Validation, pinball_loss
 from fxforecast.errors import DataError
 from fxforecast.horizons import horizon_params
+from fxforecast.marketdata.clean import clean
 from fxforecast.settings import Settings
 
 

@@ -4,8 +4,8 @@ import time
 
 import requests
 
-from .. import __version__
-from ..errors import FxError
+from ... import __version__
+from ...errors import FxError
 
 ATTEMPTS = 3  # the first try and two retries
 BACKOFF_S = 0.5  # wait 0.5 s, then 1 s, between attempts
