@@ -146,7 +146,8 @@ def _add_status(sub):
 
 
 def _status(args) -> int:
-    from .ops.status import show_accuracy, show_status
+    from .ops.accuracy import show_accuracy
+    from .ops.status import show_status
 
     settings = load_settings(
         args.env_file, metrics_log_path=args.metrics, forecast_db=args.db, data_dir=args.data_dir

@@ -18,52 +18,17 @@ class HorizonParams:
     chronos_context: int  # business days of history given to Chronos-Bolt
 
 
-# The one table: engine.members.configured_members gives each member its fields from it.
+# The one table (README's): configured_members gives each member its named fields from a row.
 HORIZONS: dict[int, HorizonParams] = {
-    7: HorizonParams(
-        days=7,
-        lookback=750,
-        arima_max_p=2,
-        arima_max_q=2,
-        var_max_lags=5,
-        rf_trees=100,
-        validation_origins=78,
-        refit_weeks=13,
-        chronos_context=180,
-    ),
-    15: HorizonParams(
-        days=15,
-        lookback=750,
-        arima_max_p=2,
-        arima_max_q=2,
-        var_max_lags=5,
-        rf_trees=100,
-        validation_origins=78,
-        refit_weeks=13,
-        chronos_context=180,
-    ),
-    30: HorizonParams(
-        days=30,
-        lookback=1000,
-        arima_max_p=2,
-        arima_max_q=2,
-        var_max_lags=5,
-        rf_trees=100,
-        validation_origins=130,
-        refit_weeks=26,
-        chronos_context=90,
-    ),
-    90: HorizonParams(
-        days=90,
-        lookback=1000,
-        arima_max_p=1,
-        arima_max_q=1,
-        var_max_lags=3,
-        rf_trees=100,
-        validation_origins=156,
-        refit_weeks=26,
-        chronos_context=365,
-    ),
+    row[0]: HorizonParams(*row)
+    for row in (
+        # days lookback arima_max_p,_q var_max_lags rf_trees validation_origins refit_weeks
+        # chronos_context
+        (7, 750, 2, 2, 5, 100, 78, 13, 180),
+        (15, 750, 2, 2, 5, 100, 78, 13, 180),
+        (30, 1000, 2, 2, 5, 100, 130, 26, 90),
+        (90, 1000, 1, 1, 3, 100, 156, 26, 365),
+    )
 }
 
 # Fixed anchor for the refit grid, so every run (and every backtest origin) that falls in the

@@ -24,29 +24,10 @@ from fxforecast.marketdata.clean import load
 from fxforecast.quantiles import LEVELS
 from fxforecast.settings import Settings, load_settings
 
-from benchmarks.bench_chronos import save_random_bolt
-
-TINY = dict(d_model=32, d_ff=64, d_kv=16, num_layers=1, num_decoder_layers=1, num_heads=2)
 ONLY_CHRONOS = "ENABLE_ARIMA=false\nENABLE_VAR=false\nENABLE_RF=false\n"
 # The metrics line's chronos block, in order: the list, plus rss_released_mb.
-BLOCK_KEYS = [
-    "enabled",
-    "model",
-    "context_length",
-    "load_s",
-    "predict_s",
-    "rss_before_mb",
-    "rss_after_mb",
-    "rss_released_mb",
-    "available_mb",
-    "status",
-    "reason",
-]
-
-
-@pytest.fixture(scope="module")
-def tiny_bolt(tmp_path_factory) -> Path:
-    return save_random_bolt(tmp_path_factory.mktemp("models") / "tiny-bolt", **TINY)
+BLOCK_KEYS = ["enabled", "model", "context_length", "load_s", "predict_s", "rss_before_mb"]
+BLOCK_KEYS += ["rss_after_mb", "rss_released_mb", "available_mb", "status", "reason"]
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from fxforecast.settings import Settings
 
 # Members on by default (Chronos needs a model: tests/test_chronos.py builds a tiny one).
 NAMES = [m.name for m, enabled in configured_members(Settings(), horizon_params(7)) if enabled]
+EVERY_MEMBER = [m.name for m, _ in configured_members(Settings(), horizon_params(7))]
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +58,25 @@ def test_forest_features_use_only_past_rows(snapshot):
     changed.loc[changed.index > cut, ["usdclp", "copper", "dxy"]] *= 1.5
     after = features(changed).loc[:cut]
     pd.testing.assert_frame_equal(before, after)
+
+
+@pytest.mark.parametrize("name", EVERY_MEMBER)
+def test_no_member_reads_a_row_after_its_origin(snapshot, tiny_bolt, name):
+    """Leakage, member by member: fitted and forecast at an origin, then again with every later
+    row changed wildly, each member gives the identical forecast."""
+    settings = Settings(chronos_model=str(tiny_bolt), chronos_min_available_mb=1)
+    members = {m.name: m for m, _ in configured_members(settings, horizon_params(30))}
+    frame = snapshot.frame
+    origin = frame.index[-300]
+    changed = frame.copy()
+    later = changed.index > origin
+    changed.loc[later, ["usdclp", "copper", "dxy"]] *= 1.7
+    changed.loc[later, "rate_differential"] = 12.0
+
+    def forecast(rows):
+        member = members[name]
+        path = member.fit(rows.loc[:origin]).forecast(rows, [origin], [22])[0]
+        member.release()
+        return path
+
+    np.testing.assert_array_equal(forecast(frame), forecast(changed))

@@ -7,32 +7,27 @@ refit grid and validation forecasts are computed once and reused by the origins 
 """
 
 import hashlib
-import io
 import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+from joblib import Parallel, delayed
+from tqdm import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from joblib import Parallel, delayed  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from ..engine import ensemble  # noqa: E402
-from ..engine.members import configured_members  # noqa: E402
-from ..engine.runner import FitCache  # noqa: E402
-from ..errors import ConfigError  # noqa: E402
-from ..fsio import write_all  # noqa: E402
-from ..horizons import history_step_dates, horizon_params  # noqa: E402
-from ..marketdata.clean import clean  # noqa: E402
-from ..marketdata.schema import RawData  # noqa: E402
-from ..quantiles import QUANTILE_COLUMNS  # noqa: E402
-from ..settings import Settings  # noqa: E402
-from .scoring import score  # noqa: E402
+from ..engine import ensemble
+from ..engine.members import configured_members
+from ..engine.runner import FitCache
+from ..errors import ConfigError
+from ..fsio import write_all
+from ..horizons import history_step_dates, horizon_params
+from ..marketdata.clean import clean
+from ..marketdata.schema import RawData
+from ..quantiles import QUANTILE_COLUMNS
+from ..settings import Settings
+from .report import coverage_chart, metrics_markdown, relative_error_chart
+from .scoring import score
 
 BLOCK_WEEKS = 26
 CONTRACT_COLUMNS = ["model", "origin", "horizon_days", "target_date", "steps", *QUANTILE_COLUMNS]
@@ -184,79 +179,3 @@ def run_and_save(raw, settings, days, origins, refit_weeks, parts: Path) -> int:
     frame.to_csv(temporary, index=False)
     temporary.replace(target)  # a block is saved whole or not at all
     return len(origins)
-
-
-def metrics_markdown(metrics: pd.DataFrame, spec: BacktestSpec) -> str:
-    columns = [
-        "model",
-        "horizon_days",
-        "n",
-        "rmse",
-        "mae",
-        "mape",
-        "rel_mae",
-        "directional_accuracy",
-        "wql",
-        "rel_wql",
-        "coverage80",
-        "coverage95",
-        "width80",
-        "width95",
-        "dm_pvalue",
-    ]
-    lines = [
-        f"# Backtest {spec.start} .. {spec.end} (weekly origins, every {spec.every})",
-        "",
-        "| " + " | ".join(columns) + " |",
-        "|" + " --- |" * len(columns),
-    ]
-    for _, row in metrics[columns].iterrows():
-        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def coverage_chart(metrics: pd.DataFrame) -> bytes:
-    ens = metrics[metrics["model"] == "ensemble"].sort_values("horizon_days")
-    rw = metrics[metrics["model"] == "random_walk"].sort_values("horizon_days")
-    x = np.arange(len(ens))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=100, sharey=False)
-    for ax, column, nominal, band in (
-        (axes[0], "coverage80", 0.80, (0.76, 0.84)),
-        (axes[1], "coverage95", 0.95, (0.92, 0.97)),
-    ):
-        ax.bar(x - 0.2, ens[column], 0.4, label="ensemble", color="tab:blue")
-        ax.bar(x + 0.2, rw[column], 0.4, label="random walk", color="tab:gray")
-        ax.axhspan(*band, color="tab:green", alpha=0.15, label="target band")
-        ax.axhline(nominal, color="black", lw=1, ls="--", label=f"nominal {nominal:.0%}")
-        ax.set_xticks(x, [f"{d}d" for d in ens["horizon_days"]])
-        ax.set_ylim(nominal - 0.25, 1.0)
-        ax.set_xlabel("horizon")
-        ax.set_ylabel("share of actuals inside the interval")
-        ax.set_title(f"{int(nominal * 100)}% interval coverage")
-        ax.legend(fontsize=8, loc="lower left")
-    return _png(fig)
-
-
-def relative_error_chart(metrics: pd.DataFrame) -> bytes:
-    ens = metrics[metrics["model"] == "ensemble"].sort_values("horizon_days")
-    x = np.arange(len(ens))
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    ax.bar(x - 0.2, ens["rel_mae"], 0.4, label="rel_MAE (median vs no-change)")
-    ax.bar(x + 0.2, ens["rel_wql"], 0.4, label="rel_WQL (quantiles vs random walk)")
-    ax.axhline(1.0, color="black", lw=1, ls="--", label="random walk = 1")
-    ax.set_xticks(x, [f"{d}d" for d in ens["horizon_days"]])
-    low = min(ens["rel_mae"].min(), ens["rel_wql"].min())
-    ax.set_ylim(min(0.9, low - 0.02), max(1.05, ens["rel_mae"].max() + 0.02))
-    ax.set_xlabel("horizon")
-    ax.set_ylabel("error relative to the random walk (lower is better)")
-    ax.set_title("Ensemble error relative to the random walk")
-    ax.legend(fontsize=8)
-    return _png(fig)
