@@ -8,10 +8,14 @@ sources, snapshot/ the embedded data.
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..settings import Settings
 from . import cache
 from .schema import RawData, load_raw
+
+if TYPE_CHECKING:  # refresh.py (and the sources' client) is imported only when refreshing
+    from .refresh import Refresh
 
 
 def newest_dates(raw: RawData) -> dict[str, str | None]:
@@ -29,7 +33,7 @@ class Resolved:
     raw: RawData
     data_source: str  # live, cache or snapshot
     why: str  # why that data: a line in the metrics record
-    refresh: "Refresh | None"  # noqa: F821 - refresh.py is imported only when refreshing
+    refresh: "Refresh | None"
 
     def as_record(self) -> dict:
         """The metrics line's part: which data and why, how new each series is, what the
