@@ -9,7 +9,7 @@ import pandas as pd
 
 from .errors import ConfigError, FxError
 from .horizons import HORIZONS
-from .settings import Settings, load_settings
+from .settings import CHOICES, Settings, load_settings
 
 
 def _date(text: str) -> pd.Timestamp:
@@ -86,6 +86,16 @@ def _add_backtest(sub):
         help="refit each member's final model every R weeks (0: at every origin)",
     )
     bt.add_argument("--out", type=Path, required=True, help="folder for the results")
+    bt.add_argument(
+        "--combiner",
+        choices=CHOICES["COMBINER"],
+        help="how members' forecasts become one (default: COMBINER, else greedy)",
+    )
+    bt.add_argument(
+        "--calibration",
+        choices=CHOICES["CALIBRATION"],
+        help="how the intervals are set (default: CALIBRATION, else regime)",
+    )
 
 
 def _backtest(args) -> int:
@@ -94,7 +104,12 @@ def _backtest(args) -> int:
 
     if args.start > args.end:
         raise ConfigError(f"--start {args.start.date()} is after --end {args.end.date()}")
-    settings = load_settings(args.env_file, data_dir=args.data_dir)
+    settings = load_settings(
+        args.env_file,
+        data_dir=args.data_dir,
+        combiner=args.combiner,
+        calibration=args.calibration,
+    )
     spec = BacktestSpec(
         args.horizons, str(args.start.date()), str(args.end.date()), args.every, args.refit_weeks
     )

@@ -9,8 +9,10 @@ from fxforecast.marketdata.clean import clean
 from fxforecast.quantiles import LEVELS
 from fxforecast.settings import Settings
 
-# Members on by default (Chronos needs a model: tests/test_chronos.py builds a tiny one).
-NAMES = [m.name for m, enabled in configured_members(Settings(), horizon_params(7)) if enabled]
+# Every member but Chronos, which needs a model (tests/engine/test_chronos.py builds a tiny one).
+NAMES = [
+    m.name for m, _ in configured_members(Settings(), horizon_params(7)) if m.name != "chronos"
+]
 EVERY_MEMBER = [m.name for m, _ in configured_members(Settings(), horizon_params(7))]
 
 
@@ -80,3 +82,20 @@ def test_no_member_reads_a_row_after_its_origin(snapshot, tiny_bolt, name):
         return path
 
     np.testing.assert_array_equal(forecast(frame), forecast(changed))
+
+
+def test_empirical_random_walk_is_centred_on_no_change_with_the_past_spread(snapshot):
+    members = dict((m.name, m) for m, _ in configured_members(Settings(), horizon_params(30)))
+    n = len(future_step_dates(snapshot.as_of, 30))
+    path = (
+        members["random_walk_empirical"]
+        .fit(snapshot.frame)
+        .forecast(snapshot.frame, [snapshot.as_of], [n])[0]
+    )
+    closes = snapshot.closes()
+    assert np.allclose(path[:, 2], closes.iloc[-1])
+    # The 80% band at the target is the past 750 closes' n-day moves' 10%-90% range.
+    log_closes = np.log(closes.to_numpy()[-751:])
+    moves = log_closes[n:] - log_closes[:-n]
+    expected = np.exp(np.quantile(moves, 0.9) - np.quantile(moves, 0.1))
+    assert path[-1, 3] / path[-1, 1] == pytest.approx(expected)

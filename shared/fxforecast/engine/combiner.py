@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..quantiles import MEDIAN
+from ..quantiles import MEDIAN, pinball
 from .validation import Validation, tail
 
 WEIGHT_SHRINK = 0.25  # share of the weight spread evenly over all working members
@@ -46,26 +46,27 @@ def keep_drift(path: np.ndarray, last: float, share: float) -> np.ndarray:
     return path * np.exp(-shift)[:, None]
 
 
+def _tail_errors(paths: list[np.ndarray], validation: Validation, share: float) -> np.ndarray:
+    """Per validation path, the median's mean absolute error over the tail with `share` of
+    its drift kept."""
+    return np.array(
+        [
+            np.mean(np.abs(tail(keep_drift(p, last, share))[:, MEDIAN] - tail(a)))
+            for p, a, last in zip(paths, validation.actuals, validation.last_closes, strict=True)
+        ]
+    )
+
+
 def choose_drift_share(paths: list[np.ndarray], validation: Validation) -> float:
     """The share of drift kept in the median: the one with the lowest absolute error over the
     tail of the validation paths, among those that beat no change (share 0) significantly
     (one-sided 5%, overlap-adjusted standard error); otherwise no change."""
 
-    def errors(share):
-        return np.array(
-            [
-                np.mean(np.abs(tail(keep_drift(p, last, share))[:, MEDIAN] - tail(a)))
-                for p, a, last in zip(
-                    paths, validation.actuals, validation.last_closes, strict=True
-                )
-            ]
-        )
-
-    no_change = errors(0.0)
+    no_change = _tail_errors(paths, validation, 0.0)
     n_eff = validation.independent_paths()
     best_share, best_gain = 0.0, 0.0
     for share in DRIFT_SHARES[1:]:
-        diff = errors(share) - no_change
+        diff = _tail_errors(paths, validation, share) - no_change
         gain = -diff.mean()
         if gain > DRIFT_EVIDENCE_Z * diff.std(ddof=1) / np.sqrt(n_eff) and gain > best_gain:
             best_share, best_gain = share, gain
@@ -100,4 +101,59 @@ class InverseLossCombiner:
         return Combination(weights, choose_drift_share(combined, validation))
 
 
-COMBINERS = {"inverse_loss": InverseLossCombiner}
+# Ensemble selection: rounds of greedy picks (with replacement); a weight moves in 1/25 steps.
+SELECTION_ROUNDS = 25
+# Up to this horizon the selected members' drift is kept whole (on 2017-2024 it lowered the
+# median's error at 7, 15 and 30 days); beyond it, the drift is shrunk by its own evidence.
+FULL_DRIFT_MAX_DAYS = 30
+
+
+def select_members(member_paths: dict[str, list[np.ndarray]], validation: Validation) -> dict:
+    """Caruana et al. (2004) ensemble selection, as AutoGluon-TimeSeries builds its ensembles:
+    SELECTION_ROUNDS times, add the member (with replacement) whose inclusion most lowers the
+    pinball loss of the quantile average over the validation tails; the weights are how often
+    each member was picked. A clearly better member ends with most of the weight."""
+    names = list(member_paths)
+    stacked = {n: np.concatenate([tail(p) for p in member_paths[n]]) for n in names}
+    actual = np.concatenate([tail(a) for a in validation.actuals])
+    picks = dict.fromkeys(names, 0)
+    total = np.zeros_like(stacked[names[0]])
+    for k in range(SELECTION_ROUNDS):
+        losses = {
+            n: float(np.mean(pinball(np.sort((total + stacked[n]) / (k + 1), axis=1), actual)))
+            for n in names
+        }
+        best = min(names, key=lambda n: losses[n])  # the first listed wins a tie
+        picks[best] += 1
+        total = total + stacked[best]
+    return {n: count / SELECTION_ROUNDS for n, count in picks.items()}
+
+
+def evidence_share(paths: list[np.ndarray], validation: Validation) -> float:
+    """Positive-part James-Stein shrinkage of the drift toward no change: 1 - 1/z**2, z the
+    drift's gain in tail absolute error over no change in (overlap-adjusted) standard errors.
+    Continuous: weak evidence keeps little drift, strong evidence nearly all."""
+    diff = _tail_errors(paths, validation, 1.0) - _tail_errors(paths, validation, 0.0)
+    gain = -diff.mean()
+    spread = diff.std(ddof=1) / np.sqrt(validation.independent_paths())
+    if gain <= 0 or spread <= 0:
+        return 0.0
+    return float(max(0.0, 1.0 - (spread / gain) ** 2))
+
+
+class GreedyCombiner:
+    """Ensemble selection on pinball loss; the selected members' drift kept whole up to
+    FULL_DRIFT_MAX_DAYS, shrunk by its evidence beyond."""
+
+    def fit(self, member_paths: dict[str, list[np.ndarray]], validation: Validation) -> Combination:
+        weights = select_members(member_paths, validation)
+        if validation.days <= FULL_DRIFT_MAX_DAYS:
+            return Combination(weights, 1.0)
+        combined = [
+            quantile_average({name: paths[i] for name, paths in member_paths.items()}, weights)
+            for i in range(len(validation.origins))
+        ]
+        return Combination(weights, evidence_share(combined, validation))
+
+
+COMBINERS = {"greedy": GreedyCombiner, "inverse_loss": InverseLossCombiner}

@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from ..horizons import HorizonParams, future_step_dates
 from ..marketdata.clean import MarketData
-from .calibration import Calibration, SplitConformal
+from .calibration import CALIBRATIONS
 from .combiner import COMBINERS, Combination
 from .members.base import Member
 from .runner import FitCache, MemberOutcome, run_member
@@ -27,7 +27,7 @@ class EnsembleForecast:
     quantiles: np.ndarray  # (steps, LEVELS), calibrated
     members: dict[str, MemberOutcome]
     combination: Combination
-    calibration: Calibration
+    calibration: object  # what CALIBRATIONS' fit returns: apply() and info()
     validation_origins: int
 
     @property
@@ -42,7 +42,8 @@ def forecast(
     timeout_s: float,
     final_refit_weeks: int = 0,
     cache: FitCache | None = None,
-    combiner: str = "inverse_loss",
+    combiner: str = "greedy",
+    calibration: str = "regime",
 ) -> EnsembleForecast:
     with threadpool_limits(limits=1):  # small matrices: nothing is lost, and reproducible
         validation = validation_set(data, params)
@@ -79,15 +80,15 @@ def forecast(
             combination.apply({name: o.validation[i] for name, o in working.items()}, last)
             for i, last in enumerate(validation.last_closes)
         ]
-        calibration = SplitConformal().fit(combined, validation)
+        calibrated = CALIBRATIONS[calibration]().fit(combined, validation, data.closes())
         last_close = float(data.closes().iloc[-1])
         final = combination.apply({n: o.forecast for n, o in working.items()}, last_close)
         return EnsembleForecast(
             data.as_of,
             step_dates,
-            calibration.apply(final),
+            calibrated.apply(final),
             outcomes,
             combination,
-            calibration,
+            calibrated,
             len(validation.origins),
         )

@@ -52,7 +52,14 @@ def weekly_origins(index: pd.DatetimeIndex, start, end) -> list[pd.Timestamp]:
 def _origin_rows(raw, settings, params, origin, final_refit_weeks, cache, members):
     data = clean(raw, origin)
     result = ensemble.forecast(
-        data, params, members, settings.member_timeout_s, final_refit_weeks, cache
+        data,
+        params,
+        members,
+        settings.member_timeout_s,
+        final_refit_weeks,
+        cache,
+        settings.combiner,
+        settings.calibration,
     )
     dates = history_step_dates(raw.market.index, origin, params.days)
     steps = len(dates)
@@ -93,7 +100,8 @@ def fingerprint(raw: RawData, settings: Settings, spec: BacktestSpec) -> str:
         for days in spec.horizons
         for member, enabled in configured_members(settings, horizon_params(days))
     ]
-    digest.update(json.dumps([members, asdict(spec)], default=str).encode())
+    method = [settings.combiner, settings.calibration]
+    digest.update(json.dumps([members, method, asdict(spec)], default=str).encode())
     return digest.hexdigest()[:16]
 
 

@@ -146,7 +146,14 @@ def _forecast(service, days, settings, as_of, log, record) -> int:
 
     members = configured_members(settings, params)
     try:
-        result = ensemble.forecast(data, params, members, settings.member_timeout_s)
+        result = ensemble.forecast(
+            data,
+            params,
+            members,
+            settings.member_timeout_s,
+            combiner=settings.combiner,
+            calibration=settings.calibration,
+        )
     finally:
         for member, _ in members:
             member.release()
@@ -168,6 +175,7 @@ def _forecast(service, days, settings, as_of, log, record) -> int:
         target_date=payload["target_date"],
         members={n: m.summary() for n, m in result.members.items()},
         forecast={c: target[c] for c in QUANTILE_COLUMNS},
+        combiner=settings.combiner,
         calibration=result.calibration.info(),
         **result.combination.info(),
         outputs=files,

@@ -6,7 +6,7 @@ from .arima_garch import ArimaGarch
 from .base import Member, max_steps
 from .chronos import ChronosBolt
 from .forest import RandomForest
-from .random_walk import RandomWalk
+from .random_walk import EmpiricalRandomWalk, RandomWalk
 from .var import VectorAutoregression
 
 
@@ -28,5 +28,6 @@ def configured_members(settings: Settings, params: HorizonParams) -> list[tuple[
         (arima, settings.enable_arima),
         (var, settings.enable_var),
         (forest, settings.enable_rf),
+        (EmpiricalRandomWalk(), settings.enable_rw_empirical),
         (chronos, settings.enable_chronos),
     ]
