@@ -23,12 +23,12 @@ class Settings:
     chronos_min_available_mb: int = 1000
     chronos_context_length: int | None = None  # None: the horizon's default
     data_dir: Path | None = None  # None: the snapshot embedded in the package
-    # Live data (fxforecast.livedata): refresh the cache before each run, from these sources.
+    # Live data (fxforecast.marketdata): refresh the cache before each run, from these sources.
     data_refresh: bool = False
     mindicador_url: str = "https://mindicador.cl"
     yahoo_url: str = "https://query1.finance.yahoo.com"
     fred_url: str = "https://fred.stlouisfed.org"
-    data_timeout_s: float = 5.0  # per request, to connect and between bytes read
+    data_timeout_s: float = 5.0  # per request: connecting and reading, all of it
     data_refresh_budget_s: float = 60.0  # no request starts later than this into a refresh
     output_dir: Path = Path("output")
     metrics_log_path: Path = Path("logs/metrics.jsonl")
