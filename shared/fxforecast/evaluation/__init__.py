@@ -1,0 +1,1 @@
+"""Evaluation: the rolling-origin backtest, its scoring, and running it on a Dask cluster."""
