@@ -55,8 +55,11 @@ def same_outputs(folder: Path, reference: Path) -> bool:
     return all((folder / n).read_bytes() == (reference / n).read_bytes() for n in OUTPUTS)
 
 
-def test_the_cli_on_a_cluster_gives_byte_identical_results(cluster, reference, tmp_path, capsys):
+def test_the_cli_on_a_cluster_gives_byte_identical_results(
+    cluster, reference, tmp_path, capsys, monkeypatch
+):
     address, _ = cluster
+    monkeypatch.setenv("DASK_SCHEDULER", address)
     env_file = tmp_path / "backtest.env"
     env_file.write_text("ENABLE_ARIMA=false\n")
     out = tmp_path / "out"
@@ -71,8 +74,6 @@ def test_the_cli_on_a_cluster_gives_byte_identical_results(cluster, reference, t
             SPEC.end,
             "--env-file",
             str(env_file),
-            "--scheduler",
-            address,
             "--out",
             str(out),
         ]
@@ -148,12 +149,8 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_2(tmp_path):
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-m", "fxforecast", "backtest", "--horizons", "7"]
-        + ["--start", SPEC.start, "--end", SPEC.end, "--out", str(out)],
-        env={
-            **os.environ,
-            "DASK_SCHEDULER": address,
-            "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s",
-        },
+        + ["--start", SPEC.start, "--end", SPEC.end, "--out", str(out), "--scheduler", address],
+        env={**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"},
         capture_output=True,
         text=True,
     )

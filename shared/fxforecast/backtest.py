@@ -139,7 +139,7 @@ def run_backtest(
             f"no weekly origin between {spec.start} and {spec.end} has its target "
             "inside the data; widen --start/--end"
         )
-    with block_runner(jobs, scheduler, settings.enable_chronos) as parallel:
+    with block_runner(jobs, scheduler, settings.enable_chronos, raw) as parallel:
         parts = out / ".parts"
         expected = fingerprint(raw, settings, spec)
         stamp = parts / "fingerprint"

@@ -1,8 +1,7 @@
 """The backtest's blocks on a Dask cluster, through joblib's Dask backend.
 
-Only the blocks travel: the client loads the data and ships it with the tasks, and every
-result comes back to the client, which writes the parts (so resuming needs no folder shared
-with the workers). Before anything runs, every worker must compute with the same code and
+The client loads the data and sends it to every worker once; each block's result comes back
+to the client, which writes the part (so resuming needs no folder shared with the workers). Before anything runs, every worker must compute with the same code and
 numeric libraries as the client, or the results would not be the same as a local run.
 """
 
@@ -67,13 +66,14 @@ def check_workers(client, chronos: bool) -> None:
 
 
 @contextmanager
-def block_runner(jobs: int, scheduler: str | None, chronos: bool):
+def block_runner(jobs: int, scheduler: str | None, chronos: bool, data):
     """joblib's Parallel over `jobs` local processes, or over the Dask cluster at `scheduler`;
-    either way results come back to the caller in completion order."""
+    either way results come back to the caller in completion order. `data`: the argument
+    every task shares."""
     if scheduler is None:
         yield Parallel(n_jobs=jobs, return_as="generator_unordered")
         return
-    with dask_parallel(scheduler, chronos) as parallel:
+    with dask_parallel(scheduler, chronos, data) as parallel:
         yield parallel
 
 
@@ -95,7 +95,7 @@ def _reach(address: str) -> None:
 
 
 @contextmanager
-def dask_parallel(address: str, chronos: bool):
+def dask_parallel(address: str, chronos: bool, data):
     """joblib's Parallel on the Dask cluster at `address`, once every worker passed the check."""
     from distributed import CancelledError, Client, KilledWorker
 
@@ -114,7 +114,8 @@ def dask_parallel(address: str, chronos: bool):
             ) from None
         check_workers(client, chronos)
         try:
-            with parallel_config(backend="dask", client=client):
+            # Sent to every worker up front: a dying worker cannot take the only copy with it.
+            with parallel_config(backend="dask", client=client, scatter=[data]):
                 yield Parallel(n_jobs=-1, return_as="generator_unordered")
         except KilledWorker as exc:
             raise FxError(
