@@ -1,8 +1,9 @@
 """The backtest's blocks on a Dask cluster, through joblib's Dask backend.
 
 The client loads the data and sends it to every worker once; each block's result comes back
-to the client, which writes the part (so resuming needs no folder shared with the workers). Before anything runs, every worker must compute with the same code and
-numeric libraries as the client, or the results would not be the same as a local run.
+to the client, which writes the part (so resuming needs no folder shared with the workers).
+Before anything runs, every worker must compute with the same code and numeric libraries as
+the client, or the results would not be the same as a local run.
 """
 
 import asyncio
