@@ -37,14 +37,14 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python -m fxforecast.bench
+	$(BIN)/python -m benchmarks.bench
 
 # Live data: refresh the cache in data/ (or DATA_DIR); time a run with every source down.
 fetch-data: $(STAMP)
 	$(BIN)/fxforecast fetch-data $(ARGS)
 
 bench-refresh: $(STAMP)
-	$(BIN)/python -m fxforecast.bench_refresh
+	$(BIN)/python -m benchmarks.bench_refresh
 
 # Chronos-Bolt-Small's two files into models/, for servers that later run offline (needs network).
 CHRONOS_REPO ?= amazon/chronos-bolt-small
@@ -54,11 +54,11 @@ chronos-download: $(STAMP)
 
 # Time and memory of the services with Chronos off and on (Bolt-Small shape, random weights).
 bench-chronos: $(STAMP)
-	$(BIN)/python -m fxforecast.bench_chronos
+	$(BIN)/python -m benchmarks.bench_chronos
 
 # The same short backtest with --jobs 1 and on a local Dask cluster of 1 and 2 workers.
 bench-backtest: $(STAMP)
-	$(BIN)/python benchmarks/bench_backtest.py $(ARGS)
+	$(BIN)/python -m benchmarks.bench_backtest $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

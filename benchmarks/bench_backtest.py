@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from distributed import LocalCluster
-from fxforecast.backtest import BacktestSpec, run_backtest
-from fxforecast.data import load_raw
+from fxforecast.evaluation.backtest import BacktestSpec, run_backtest
+from fxforecast.marketdata.schema import load_raw
 from fxforecast.settings import Settings
 
 OUTPUTS = ("forecasts.csv", "metrics.json")

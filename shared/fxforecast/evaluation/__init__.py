@@ -1,1 +1,2 @@
-"""Evaluation: the rolling-origin backtest, its scoring, and running it on a Dask cluster."""
+"""Evaluation: the rolling-origin backtest, its scorer (EVALUATION.md's metrics), its report
+and running it on a Dask cluster."""
