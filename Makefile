@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .PHONY: install forecast run-7d run-15d run-30d run-90d test bench bench-refresh fetch-data lint \
-	clean backtest enable-chronos disable-chronos status chronos-download bench-chronos
+	clean backtest enable-chronos disable-chronos status chronos-download bench-chronos \
+	bench-backtest
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +55,10 @@ chronos-download: $(STAMP)
 # Time and memory of the services with Chronos off and on (Bolt-Small shape, random weights).
 bench-chronos: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_chronos
+
+# The same short backtest with --jobs 1 and on a local Dask cluster of 1 and 2 workers.
+bench-backtest: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_backtest $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
