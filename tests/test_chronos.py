@@ -26,10 +26,16 @@ from fxforecast.settings import load_settings
 
 TINY = dict(d_model=32, d_ff=64, d_kv=16, num_layers=1, num_decoder_layers=1, num_heads=2)
 ONLY_CHRONOS = "ENABLE_ARIMA=false\nENABLE_VAR=false\nENABLE_RF=false\n"
-# The metrics line's chronos block, in order: the list, plus rss_released_mb.
+# The metrics line's chronos block, in order: the list, plus rss_released_mb, and the
+# backend and device asked for and used (test_chronos_fast.py).
 BLOCK_KEYS = [
     "enabled",
     "model",
+    "backend",
+    "device",
+    "backend_used",
+    "device_used",
+    "fast_path_reason",
     "context_length",
     "load_s",
     "predict_s",
@@ -197,7 +203,9 @@ def test_release_frees_the_pipeline_and_the_next_use_reloads(data, tiny_bolt):
     member = ChronosBolt(str(tiny_bolt), 1, None)
     fitted = member.fit(data.frame, HORIZONS[7])
     first = fitted.forecast(data.frame, [data.as_of], [5])
-    model = weakref.ref(chronos_module._pipelines[str(tiny_bolt)].model)
+    (loaded,) = chronos_module._pipelines.values()
+    model = weakref.ref(loaded.pipeline.model)
+    del loaded
     member.release()
     assert chronos_module._pipelines == {} and model() is None
     assert member.figures["rss_released_mb"] > 0

@@ -196,6 +196,24 @@ def _chronos_download(args) -> int:
     return 0
 
 
+def _add_chronos_export(sub):
+    export = sub.add_parser(
+        "chronos-export",
+        help="check the numpy path against the library on a local Chronos-Bolt model folder and "
+        "mark it for the fast path (needs torch, which the services then no longer import)",
+    )
+    export.add_argument(
+        "--model", type=Path, required=True, help="the folder holding config.json and weights"
+    )
+
+
+def _chronos_export(args) -> int:
+    from .members.chronos_export import export
+
+    print(export(args.model))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxforecast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -205,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_status(sub)
     _add_rollout(sub)
     _add_chronos_download(sub)
+    _add_chronos_export(sub)
     return parser
 
 
@@ -215,6 +234,7 @@ COMMANDS = {
     "status": _status,
     "rollout": _rollout,
     "chronos-download": _chronos_download,
+    "chronos-export": _chronos_export,
 }
 
 

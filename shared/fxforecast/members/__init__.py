@@ -21,6 +21,8 @@ def configured_members(settings: Settings) -> list[tuple[Member, bool]]:
                 settings.chronos_model,
                 settings.chronos_min_available_mb,
                 settings.chronos_context_length,
+                settings.chronos_backend,
+                settings.chronos_device,
             ),
             settings.enable_chronos,
         ),

@@ -1,9 +1,13 @@
-"""Chronos-Bolt (Amazon's pretrained time-series transformer), used zero-shot on CPU in float32.
+"""Chronos-Bolt (Amazon's pretrained time-series transformer), used zero-shot in float32.
 
 Nothing is fitted: at each origin the model reads the last `context_length` genuine closes on or
-before it and predicts quantiles of the next steps. torch and transformers are imported on the
-first load only, so a service with ENABLE_CHRONOS=false never pays for them; the pipeline is then
-kept (one per process) for every later call until `release`.
+before it and predicts quantiles of the next steps. Two backends give the same quantiles:
+- numpy (chronos_fast): a local model folder that `fxforecast chronos-export` has checked runs in
+  plain numpy on the CPU; torch and transformers are never imported.
+- library: the chronos-forecasting pipeline, the reference, on CPU or CUDA (CHRONOS_DEVICE);
+  torch and transformers are imported on its first load only.
+CHRONOS_BACKEND=auto takes the numpy path when the export is there and matches the model, else
+the library, recording why. The loaded model is kept (one per process) until `release`.
 
 Two gaps between Bolt and the ensemble's contract are bridged deliberately:
 - Bolt predicts only the 0.1..0.9 quantiles (wider levels would be clamped to 0.1/0.9). The 0.025
@@ -24,13 +28,15 @@ from scipy.stats import norm
 
 from ..errors import FxError
 from ..runlog import available_mb, rss_mb
+from . import chronos_fast
 from .base import Fitted, Member, closes_until
+from .chronos_fast import FastPathUnavailable, NumpyBolt
 
 BOLT_LEVELS = [0.1, 0.5, 0.9]  # asked of the model; the ensemble's 0.025/0.975 are derived
 OUTER_RATIO = float(norm.ppf(0.975) / norm.ppf(0.9))
 MODEL_FILES = ("config.json", "model.safetensors")
 
-_pipelines: dict = {}  # model -> loaded pipeline; at most one entry (one pipeline per process)
+_pipelines: dict = {}  # (model, backend, device) -> loaded model; at most one entry per process
 
 
 class NotEnoughMemory(Exception):
@@ -60,17 +66,23 @@ def model_source(model: str) -> str:
     return str(folder)
 
 
-def load_pipeline(model: str):
-    """The library's own loader, on CPU in float32 (bfloat16 is emulated, slowly, on most CPUs)."""
+def load_pipeline(model: str, device: str = "cpu"):
+    """The library's own loader in float32 (bfloat16 is emulated, slowly, on most CPUs)."""
     source = model_source(model)
     import torch
     from chronos import BaseChronosPipeline, ChronosBoltPipeline
     from transformers.utils import logging as hf_logging
 
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise ChronosUnavailable(
+            "CHRONOS_DEVICE=cuda but torch finds no CUDA device; set CHRONOS_DEVICE=auto or cpu"
+        )
     hf_logging.disable_progress_bar()  # a batch service: no progress bars in its logs
     try:
         pipeline = BaseChronosPipeline.from_pretrained(
-            source, device_map="cpu", dtype=torch.float32
+            source, device_map=device, dtype=torch.float32
         )
     except Exception as exc:  # no network, wrong id, corrupt files, out of memory
         raise ChronosUnavailable(f"cannot load CHRONOS_MODEL={model}: {first_line(exc)}") from exc
@@ -78,7 +90,40 @@ def load_pipeline(model: str):
         raise ChronosUnavailable(
             f"CHRONOS_MODEL={model} is a {type(pipeline).__name__}, not a Chronos-Bolt model"
         )
-    return pipeline
+    return LibraryBolt(pipeline, device)
+
+
+class LibraryBolt:
+    """The chronos-forecasting pipeline behind NumpyBolt's interface."""
+
+    backend = "library"
+
+    def __init__(self, pipeline, device: str):
+        self.pipeline = pipeline
+        self.device = device
+        self.context_length = pipeline.model_context_length
+        self.prediction_length = pipeline.model_prediction_length
+
+    def predict_quantiles(self, contexts: list[np.ndarray], steps: int, levels) -> np.ndarray:
+        import torch
+
+        quantiles, _ = self.pipeline.predict_quantiles(
+            [torch.tensor(c, dtype=torch.float32) for c in contexts],
+            prediction_length=steps,
+            quantile_levels=levels,
+        )
+        return quantiles.numpy()
+
+
+def fast_model(source: str, device: str) -> NumpyBolt:
+    if device == "cuda":
+        raise FastPathUnavailable("CHRONOS_DEVICE=cuda: the numpy path runs on the CPU only")
+    if not Path(source).is_dir():
+        raise FastPathUnavailable(
+            f"CHRONOS_MODEL={source} is a Hugging Face id; the numpy path needs a local folder "
+            "exported with fxforecast chronos-export"
+        )
+    return chronos_fast.load(Path(source))
 
 
 def download(repo: str, folder: Path) -> Path:
@@ -134,13 +179,24 @@ class ChronosBolt(Member):
     name = "chronos"
     zero_shot = True
 
-    def __init__(self, model: str, min_available_mb: int, context_length: int | None):
+    def __init__(
+        self,
+        model: str,
+        min_available_mb: int,
+        context_length: int | None,
+        backend: str = "auto",
+        device: str = "auto",
+    ):
         self.model = model
         self.min_available_mb = min_available_mb
         self.context_length = context_length  # None: the horizon's default
         self.skipped = False
+        self.settings = {"backend": backend, "device": device}
         self.figures = dict.fromkeys(
             (
+                "backend_used",
+                "device_used",
+                "fast_path_reason",
                 "context_length",
                 "load_s",
                 "predict_s",
@@ -156,9 +212,10 @@ class ChronosBolt(Member):
         return _ChronosFitted(self, context)
 
     def pipeline(self):
-        """The process's pipeline for this model, loaded on first use after a memory check."""
-        if self.model in _pipelines:
-            return _pipelines[self.model]
+        """The process's loaded model, loaded on first use after a memory check."""
+        key = (self.model, self.settings["backend"], self.settings["device"])
+        if key in _pipelines:
+            return _pipelines[key]
         _pipelines.clear()  # another model's pipeline, if any, goes before this one loads
         available = self.figures["available_mb"] = available_mb()
         if available < self.min_available_mb:
@@ -169,28 +226,39 @@ class ChronosBolt(Member):
             )
         self.figures["rss_before_mb"] = rss_mb()
         started = time.perf_counter()
-        _pipelines[self.model] = load_pipeline(self.model)
+        loaded = self._load()
         self.figures["load_s"] = round(time.perf_counter() - started, 3)
-        return _pipelines[self.model]
+        self.figures["backend_used"], self.figures["device_used"] = loaded.backend, loaded.device
+        _pipelines[key] = loaded
+        return loaded
+
+    def _load(self) -> NumpyBolt | LibraryBolt:
+        """The backend the settings ask for; auto records why the numpy path was not taken."""
+        source = model_source(self.model)
+        backend, device = self.settings["backend"], self.settings["device"]
+        if backend != "library":
+            try:
+                return fast_model(source, device)
+            except FastPathUnavailable as exc:
+                if backend == "numpy":
+                    raise ChronosUnavailable(f"CHRONOS_BACKEND=numpy: {exc}") from exc
+                self.figures["fast_path_reason"] = str(exc)
+        return load_pipeline(self.model, device)
 
     def predict(self, contexts: list[np.ndarray], steps: int) -> np.ndarray:
         """Every context in one batched call: (series, min(steps, model length), 3) in CLP."""
-        pipeline = self.pipeline()
-        import torch  # only now: the memory guard runs before anything heavy is imported
-
-        contexts = [c[-pipeline.model_context_length :] for c in contexts]  # what Bolt reads
+        model = self.pipeline()
+        contexts = [c[-model.context_length :] for c in contexts]  # what Bolt reads
         self.figures["context_length"] = len(contexts[-1])  # the last: the as-of's, in a run
         started = time.perf_counter()
-        quantiles, _ = pipeline.predict_quantiles(
-            [torch.tensor(c, dtype=torch.float32) for c in contexts],
-            prediction_length=min(steps, pipeline.model_prediction_length),
-            quantile_levels=BOLT_LEVELS,
+        quantiles = model.predict_quantiles(
+            contexts, min(steps, model.prediction_length), BOLT_LEVELS
         )
         self.figures["predict_s"] = round(
             (self.figures["predict_s"] or 0) + time.perf_counter() - started, 3
         )
         self.figures["rss_after_mb"] = rss_mb()
-        return quantiles.numpy()
+        return quantiles
 
     def release(self) -> None:
         """Free the pipeline: its memory goes back before the outputs are drawn."""
@@ -204,6 +272,7 @@ class ChronosBolt(Member):
         return {
             "enabled": outcome.status != "disabled",
             "model": self.model,
+            **self.settings,
             **self.figures,
             "status": "skipped" if self.skipped else outcome.status,
             "reason": outcome.reason,
