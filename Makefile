@@ -36,14 +36,14 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python -m fxforecast.bench
+	$(BIN)/python -m benchmarks.bench
 
 # Live data: refresh the cache in data/ (or DATA_DIR); time a run with every source down.
 fetch-data: $(STAMP)
 	$(BIN)/fxforecast fetch-data $(ARGS)
 
 bench-refresh: $(STAMP)
-	$(BIN)/python -m fxforecast.bench_refresh
+	$(BIN)/python -m benchmarks.bench_refresh
 
 # Chronos-Bolt-Small's two files into models/, for servers that later run offline (needs network),
 # then exported for the numpy path: services given that folder never import torch.
@@ -56,7 +56,7 @@ chronos-download: $(STAMP)
 # Time and memory of the services with Chronos off and on, numpy path and library side by side
 # (Bolt-Small shape, random weights).
 bench-chronos: $(STAMP)
-	$(BIN)/python -m fxforecast.bench_chronos
+	$(BIN)/python -m benchmarks.bench_chronos
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
