@@ -46,13 +46,16 @@ fetch-data: $(STAMP)
 bench-refresh: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_refresh
 
-# Chronos-Bolt-Small's two files into models/, for servers that later run offline (needs network).
+# Chronos-Bolt-Small's two files into models/, for servers that later run offline (needs network),
+# then exported for the numpy path: services given that folder never import torch.
 CHRONOS_REPO ?= amazon/chronos-bolt-small
 CHRONOS_DIR ?= models/chronos-bolt-small
 chronos-download: $(STAMP)
 	$(BIN)/fxforecast chronos-download --model $(CHRONOS_REPO) --to $(CHRONOS_DIR)
+	$(BIN)/fxforecast chronos-export --model $(CHRONOS_DIR)
 
-# Time and memory of the services with Chronos off and on (Bolt-Small shape, random weights).
+# Time and memory of the services with Chronos off and on, numpy path and library side by side
+# (Bolt-Small shape, random weights).
 bench-chronos: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_chronos
 

@@ -214,10 +214,28 @@ def _add_chronos_download(sub):
 
 
 def _chronos_download(args) -> int:
-    from .engine.members.chronos import download
+    from .engine.members.chronos_library import download
 
     folder = download(args.model, args.to).resolve()
     print(f"saved {args.model} in {folder}; set CHRONOS_MODEL={folder} and HF_HUB_OFFLINE=1")
+    return 0
+
+
+def _add_chronos_export(sub):
+    export = sub.add_parser(
+        "chronos-export",
+        help="check the numpy path against the library on a local Chronos-Bolt model folder and "
+        "mark it for the fast path (needs torch, which the services then no longer import)",
+    )
+    export.add_argument(
+        "--model", type=Path, required=True, help="the folder holding config.json and weights"
+    )
+
+
+def _chronos_export(args) -> int:
+    from .engine.members.chronos_export import export
+
+    print(export(args.model))
     return 0
 
 
@@ -230,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_status(sub)
     _add_rollout(sub)
     _add_chronos_download(sub)
+    _add_chronos_export(sub)
     return parser
 
 
@@ -240,6 +259,7 @@ COMMANDS = {
     "status": _status,
     "rollout": _rollout,
     "chronos-download": _chronos_download,
+    "chronos-export": _chronos_export,
 }
 
 
