@@ -18,6 +18,7 @@ from .horizons import horizon_params
 from .members import configured_members
 from .members.base import QUANTILE_COLUMNS
 from .members.chronos import ChronosBolt
+from .ops.report import refresh_after_run
 from .outputs import render, steps_table, write_all
 from .runlog import append_metrics, available_mb, configure_logging, peak_rss_mb
 from .settings import Settings
@@ -97,6 +98,7 @@ def run_service(service: str, days: int, settings: Settings, as_of=None, debug=F
     record["runtime_s"] = round(time.perf_counter() - started, 3)
     record["peak_rss_mb"] = peak_rss_mb()
     record["available_mb"] = available_mb()
+    refresh_after_run(settings, record, log)
     try:
         append_metrics(settings.metrics_log_path, record)
     except OSError as exc:

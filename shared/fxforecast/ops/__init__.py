@@ -1,0 +1,1 @@
+"""Operating the services: what operators read and run around the forecasts."""
