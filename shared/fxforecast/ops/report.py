@@ -247,7 +247,7 @@ def scores_chart(scores: pd.DataFrame, colours: dict) -> Html:
     axes[0].set_ylabel("validation pinball loss (CLP per USD)")
     axes[0].set_xlabel("run date (UTC)")
     _legend(fig, axes)
-    return _svg(fig, "each member's validation score per run")
+    return _svg(fig, "validation score of each member per run")
 
 
 def chronos_chart(runs: list[dict], colours: dict) -> Html:
