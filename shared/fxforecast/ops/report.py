@@ -95,10 +95,17 @@ def run_status(record: dict) -> str:
     return status if status in RUN_STATUSES else "failed"
 
 
+def _utc(timestamps) -> pd.DatetimeIndex:
+    """Metrics timestamps in UTC, without a time zone (as matplotlib's dates want them)."""
+    return pd.to_datetime(list(timestamps), utc=True, format="ISO8601").tz_convert(None)
+
+
 def run_times(runs: list[dict]) -> pd.DatetimeIndex:
-    """Each run's start in UTC, without a time zone (matplotlib's dates)."""
-    times = pd.to_datetime([r["timestamp"] for r in runs], utc=True, format="ISO8601")
-    return times.tz_convert(None)
+    return _utc(r["timestamp"] for r in runs)
+
+
+def _when(timestamp: str) -> str:
+    return f"{_utc([timestamp])[0]:%Y-%m-%d %H:%M}"
 
 
 def member_colours(runs: list[dict]) -> dict[str, str]:
@@ -393,7 +400,7 @@ def _latest(runs: list[dict], settings: Settings, colours: dict) -> str:
         ["as of", last_good.get("as_of")],
         ["target date", last_good.get("target_date")],
         ["status", last_good.get("status")],
-        ["run at (UTC)", last_good["timestamp"]],
+        ["run at (UTC)", _when(last_good["timestamp"])],
         [
             "data",
             f"{data.get('data_source', '-')}, newest row {data.get('age_days', '-')} days old",
@@ -475,7 +482,7 @@ def _chronos(runs: list[dict], colours: dict) -> str:
     if not any(b.get("enabled") or b.get("status") not in (None, "disabled") for _, b in blocks):
         return '<p class="note">Chronos was never enabled for this service.</p>'
     reasons = [
-        [r["timestamp"], b.get("status"), _one_line(b.get("reason") or "")]
+        [_when(r["timestamp"]), b.get("status"), _one_line(b.get("reason") or "")]
         for r, b in reversed(blocks)
         if b.get("status") in ("skipped", "failed")
     ][:FAILURES_TABLED]
@@ -506,7 +513,7 @@ def _failures(runs: list[dict]) -> str:
     failures = last_failures(runs)
     if not failures:
         return '<p class="note">No failed run and no failed member.</p>'
-    rows = [[f["time"], f["what"], f["error"]] for f in failures]
+    rows = [[_when(f["time"]), f["what"], f["error"]] for f in failures]
     return _table(["run at (UTC)", "what", "error"], rows, text_columns=3)
 
 
@@ -548,7 +555,7 @@ def _overview(healths: dict) -> str:
             [
                 Html(f'<a href="#{html.escape(name)}">{html.escape(name)}</a>'),
                 h["runs"],
-                h.get("last_run"),
+                _when(h["last_run"]) if h["runs"] else None,
                 h.get("last_status"),
                 "never" if since is None and h["runs"] else since,
                 f"{h['recent_successes']}/{h['recent_runs']}" if h["runs"] else None,
@@ -607,7 +614,7 @@ def build_page(settings: Settings, now: datetime, log, pending: dict | None = No
         _service(name, rs, healths[name], settings, accuracy, scored, colours)
         for name, rs in by_service.items()
     )
-    nav = "".join(f'<a href="#{html.escape(n)}">{html.escape(n)}</a>' for n in by_service)
+    nav = " ".join(f'<a href="#{html.escape(n)}">{html.escape(n)}</a>' for n in by_service)
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
