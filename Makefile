@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .PHONY: install forecast run-7d run-15d run-30d run-90d test bench bench-refresh fetch-data lint \
-	clean backtest enable-chronos disable-chronos status chronos-download bench-chronos
+	clean backtest enable-chronos disable-chronos status chronos-download bench-chronos \
+	report bench-report
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,10 @@ enable-chronos disable-chronos: %-chronos: $(STAMP)
 status: $(STAMP)
 	$(BIN)/fxforecast status $(ARGS)
 
+# One self-contained HTML page of every service's history (OUTPUT_DIR/report/index.html).
+report: $(STAMP)
+	$(BIN)/fxforecast report $(ARGS)
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
@@ -44,6 +49,10 @@ fetch-data: $(STAMP)
 
 bench-refresh: $(STAMP)
 	$(BIN)/python -m fxforecast.bench_refresh
+
+# Time to render the report from five years of weekly runs of the four services.
+bench-report: $(STAMP)
+	$(BIN)/python benchmarks/bench_report.py
 
 # Chronos-Bolt-Small's two files into models/, for servers that later run offline (needs network).
 CHRONOS_REPO ?= amazon/chronos-bolt-small
@@ -63,6 +72,10 @@ clean:
 	rm -rf $(VENV) output .pytest_cache .ruff_cache
 
 # The rolling-origin backtest of EVALUATION.md (about 20-30 minutes on 2 cores).
-backtest: $(STAMP)
+back# One self-contained HTML page of every service's history (OUTPUT_DIR/report/index.html).
+report: $(STAMP)
+	$(BIN)/fxforecast report $(ARGS)
+
+test: $(STAMP)
 	$(BIN)/fxforecast backtest --horizons 7,15,30,90 --start 2017-01-06 --end 2024-11-29 \
 		--jobs 2 --out output/backtest $(ARGS)
