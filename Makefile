@@ -72,10 +72,6 @@ clean:
 	rm -rf $(VENV) output .pytest_cache .ruff_cache
 
 # The rolling-origin backtest of EVALUATION.md (about 20-30 minutes on 2 cores).
-back# One self-contained HTML page of every service's history (OUTPUT_DIR/report/index.html).
-report: $(STAMP)
-	$(BIN)/fxforecast report $(ARGS)
-
-test: $(STAMP)
+backtest: $(STAMP)
 	$(BIN)/fxforecast backtest --horizons 7,15,30,90 --start 2017-01-06 --end 2024-11-29 \
 		--jobs 2 --out output/backtest $(ARGS)
