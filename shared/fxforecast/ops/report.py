@@ -8,6 +8,7 @@ SVG data, the fan charts the services' own PNGs: the page opens from disk, with 
 import base64
 import html
 import io
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from ..status import (
     accuracy_report,
     actual_closes,
     read_metrics,
+    run_timestamp,
     scored_forecasts,
     service_health,
 )
@@ -95,17 +97,14 @@ def run_status(record: dict) -> str:
     return status if status in RUN_STATUSES else "failed"
 
 
-def _utc(timestamps) -> pd.DatetimeIndex:
-    """Metrics timestamps in UTC, without a time zone (as matplotlib's dates want them)."""
-    return pd.to_datetime(list(timestamps), utc=True, format="ISO8601").tz_convert(None)
-
-
 def run_times(runs: list[dict]) -> pd.DatetimeIndex:
-    return _utc(r["timestamp"] for r in runs)
+    """Each run's start in UTC, without a time zone (as matplotlib's dates want them)."""
+    return pd.to_datetime([run_timestamp(r) for r in runs], utc=True).tz_convert(None)
 
 
 def _when(timestamp: str) -> str:
-    return f"{_utc([timestamp])[0]:%Y-%m-%d %H:%M}"
+    """A metrics line's timestamp for a table: UTC, to the minute."""
+    return f"{run_timestamp({'timestamp': timestamp}).astimezone(UTC):%Y-%m-%d %H:%M}"
 
 
 def member_colours(runs: list[dict]) -> dict[str, str]:
@@ -645,9 +644,10 @@ def write_report(
 def refresh_after_run(settings: Settings, record: dict, log) -> None:
     """A service run's last step: the page, this run included. The forecast is already written,
     so a page that cannot be drawn is a warning in the run's metrics line, never a failure."""
-    out = default_path(settings)
+    out, started = default_path(settings), time.perf_counter()
     try:
         write_report(settings, out, datetime.now(UTC), log, pending=record)
+        log.info("report refreshed", out=str(out), seconds=round(time.perf_counter() - started, 2))
     except Exception as exc:  # any problem alike: disk, permissions, a record we cannot draw
         record.setdefault("warnings", []).append(
             f"report not refreshed at {out}: {type(exc).__name__}: {_one_line(exc)}"
