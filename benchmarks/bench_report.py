@@ -29,7 +29,7 @@ REPEATS = 3
 MEMBERS = ("random_walk", "arima_garch", "var", "random_forest", "chronos")
 
 
-def _record(rng, service, days, as_of, chronos_on, quantiles, target) -> dict:
+def _record(rng, service, days, as_of, chronos_on, quantiles, target, scores) -> dict:
     roll = rng.random()
     status = "failed" if roll < 0.02 else "degraded" if roll < 0.06 else "ok"
     chronos = {"status": "disabled", "reason": "switched off in settings", "enabled": False}
@@ -46,12 +46,14 @@ def _record(rng, service, days, as_of, chronos_on, quantiles, target) -> dict:
             "rss_released_mb": None if skipped else round(rng.uniform(330, 380), 1),
         }
     used = [m for m in MEMBERS if m != "chronos" or chronos["status"] == "ok"]
-    weights = rng.dirichlet(np.full(len(used), 8.0))
+    # The ensemble's rule: weights proportional to score^-10, a quarter spread evenly.
+    inverse = np.array([scores[m] ** -10 for m in used])
+    weights = 0.75 * inverse / inverse.sum() + 0.25 / len(used)
     members = {
         name: {
             "status": "ok",
             "reason": None,
-            "score": round(2.3 * (days / 7) ** 0.5 * rng.uniform(0.9, 1.1), 4),
+            "score": round(float(scores[name]), 4),
             "weight": round(float(weights[i]), 4),
             "seconds": round(rng.uniform(0.2, 12), 3),
         }
@@ -90,6 +92,7 @@ def write_history(folder: Path) -> int:
     for days in sorted(HORIZONS):
         service = f"forecaster_{days}d"
         steps = max_steps(days)
+        scores = {m: 2.3 * (days / 7) ** 0.5 * rng.uniform(0.95, 1.05) for m in MEMBERS}
         for week, as_of in enumerate(fridays):
             last = float(closes.asof(as_of))
             dates = pd.bdate_range(as_of + pd.Timedelta(days=1), periods=steps)
@@ -97,7 +100,9 @@ def write_history(folder: Path) -> int:
             quantiles = last * np.exp(rng.normal(0, 0.002) + sd[:, None] * Z[None, :])
             chronos_on = days == 7 and week >= len(fridays) - 104
             target = str(dates[-1].date())
-            record = _record(rng, service, days, as_of, chronos_on, quantiles, target)
+            # Validation scores drift slowly from week to week, as real ones do.
+            scores = {m: scores[m] * np.exp(rng.normal(0, 0.01)) for m in MEMBERS}
+            record = _record(rng, service, days, as_of, chronos_on, quantiles, target, scores)
             lines.append(json.dumps(record))
             if record["status"] == "failed":
                 continue

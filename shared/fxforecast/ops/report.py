@@ -260,13 +260,12 @@ def chronos_chart(runs: list[dict], colours: dict) -> Html:
     times = run_times(runs)
     blocks = [_dict(r.get("chronos")) for r in runs]
     member = [_dict(_dict(r.get("members")).get("chronos")) for r in runs]
-    statuses = [
-        b.get("status") or m.get("status") or "absent" for b, m in zip(blocks, member, strict=True)
-    ]
+    # A failed run records no Chronos status: it gets no marker.
+    statuses = [b.get("status") or m.get("status") for b, m in zip(blocks, member, strict=True)]
     weight = np.array([_number(m.get("weight")) for m in member])
     fig, axes = _axes(3, 6.6)
     axes[0].plot(times, weight, color=colours["chronos"], lw=1, label="weight")
-    for status in dict.fromkeys(statuses):
+    for status in dict.fromkeys(s for s in statuses if s):
         chosen = np.array([s == status for s in statuses])
         axes[0].scatter(
             times[chosen],
