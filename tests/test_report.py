@@ -297,10 +297,11 @@ def test_bad_input_is_one_line_and_writes_nothing(history, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_missing_store_is_a_note_not_a_failure(history, tmp_path):
-    settings, _ = history
+def test_missing_store_is_a_note_not_a_failure(tmp_path):
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text(json.dumps(RUNS_7D[0]) + "\n")
     out = tmp_path / "index.html"
-    args = ["report", "--metrics", str(settings.metrics_log_path), "--out", str(out)]
+    args = ["report", "--metrics", str(metrics), "--out", str(out)]
     assert main([*args, "--db", str(tmp_path / "none.sqlite")]) == 0
     assert "Realized accuracy unavailable: no forecast database at" in out.read_text()
 
