@@ -443,7 +443,7 @@ def _latest(runs: list[dict], settings: Settings, colours: dict) -> str:
 
 def _accuracy(name: str, accuracy: dict | None, scored: pd.DataFrame) -> str:
     if accuracy is None:
-        return ""
+        return '<p class="note">Unavailable: see the note at the top of the page.</p>'
     entry = accuracy["services"].get(name)
     rows = scored[scored["service"] == name] if len(scored) else scored
     if entry is None or not len(rows):
