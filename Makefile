@@ -41,18 +41,18 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python -m fxforecast.bench
+	$(BIN)/python -m benchmarks.bench
 
 # Live data: refresh the cache in data/ (or DATA_DIR); time a run with every source down.
 fetch-data: $(STAMP)
 	$(BIN)/fxforecast fetch-data $(ARGS)
 
 bench-refresh: $(STAMP)
-	$(BIN)/python -m fxforecast.bench_refresh
+	$(BIN)/python -m benchmarks.bench_refresh
 
 # Time to render the report from five years of weekly runs of the four services.
 bench-report: $(STAMP)
-	$(BIN)/python benchmarks/bench_report.py
+	$(BIN)/python -m benchmarks.bench_report
 
 # Chronos-Bolt-Small's two files into models/, for servers that later run offline (needs network).
 CHRONOS_REPO ?= amazon/chronos-bolt-small
@@ -62,7 +62,7 @@ chronos-download: $(STAMP)
 
 # Time and memory of the services with Chronos off and on (Bolt-Small shape, random weights).
 bench-chronos: $(STAMP)
-	$(BIN)/python -m fxforecast.bench_chronos
+	$(BIN)/python -m benchmarks.bench_chronos
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

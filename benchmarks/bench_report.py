@@ -18,11 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from fxforecast.data import clean, default_data_dir, load_raw
+from fxforecast.engine.members.base import Z, max_steps
 from fxforecast.horizons import HORIZONS
-from fxforecast.members.base import QUANTILE_COLUMNS, Z, max_steps
-from fxforecast.outputs import fan_chart, steps_table
-from fxforecast.store import save_forecast
+from fxforecast.marketdata.clean import clean
+from fxforecast.marketdata.schema import default_data_dir, load_raw
+from fxforecast.ops.outputs import fan_chart, steps_table
+from fxforecast.ops.store import save_forecast
+from fxforecast.quantiles import QUANTILE_COLUMNS
 
 YEARS = 5
 REPEATS = 3

@@ -1,5 +1,13 @@
+from pathlib import Path
+
 import pytest
-from fxforecast.data import default_data_dir, load_raw
+from fxforecast.marketdata.schema import default_data_dir, load_raw
+
+from benchmarks.bench_chronos import save_random_bolt
+
+# A ChronosBolt small enough to build in a second with the library's own classes (the real
+# weights cannot be downloaded here): the real loading and prediction path, random weights.
+TINY = dict(d_model=32, d_ff=64, d_kv=16, num_layers=1, num_decoder_layers=1, num_heads=2)
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +24,8 @@ def data_copy(tmp_path):
     for name in ("market_daily.csv", "rates_daily.csv"):
         (folder / name).write_bytes((default_data_dir() / name).read_bytes())
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bolt(tmp_path_factory) -> Path:
+    return save_random_bolt(tmp_path_factory.mktemp("models") / "tiny-bolt", **TINY)

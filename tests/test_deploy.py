@@ -12,7 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from fxforecast.status import STANDARD_SERVICES
+from fxforecast.ops.status import STANDARD_SERVICES
 from helpers import FAST_MEMBERS, ROOT, metrics_lines
 
 CRON_USER = "fxforecast-test"

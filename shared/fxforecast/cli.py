@@ -9,7 +9,7 @@ import pandas as pd
 
 from .errors import ConfigError, FxError
 from .horizons import HORIZONS
-from .settings import Settings, load_settings
+from .settings import CHOICES, Settings, load_settings
 
 
 def _date(text: str) -> pd.Timestamp:
@@ -37,7 +37,7 @@ def _add_run(sub):
 
 
 def _run(args) -> int:
-    from .service import run_service  # the heavy imports only for commands that need them
+    from .ops.service import run_service  # the heavy imports only for commands that need them
 
     service = args.service or f"forecaster_{args.horizon}d"
     settings = load_settings(args.env_file, data_dir=args.data_dir, output_dir=args.output_dir)
@@ -86,15 +86,30 @@ def _add_backtest(sub):
         help="refit each member's final model every R weeks (0: at every origin)",
     )
     bt.add_argument("--out", type=Path, required=True, help="folder for the results")
+    bt.add_argument(
+        "--combiner",
+        choices=CHOICES["COMBINER"],
+        help="how members' forecasts become one (default: COMBINER, else greedy)",
+    )
+    bt.add_argument(
+        "--calibration",
+        choices=CHOICES["CALIBRATION"],
+        help="how the intervals are set (default: CALIBRATION, else regime)",
+    )
 
 
 def _backtest(args) -> int:
-    from .backtest import BacktestSpec, run_backtest
-    from .data import load_raw
+    from .evaluation.backtest import BacktestSpec, run_backtest
+    from .marketdata.schema import load_raw
 
     if args.start > args.end:
         raise ConfigError(f"--start {args.start.date()} is after --end {args.end.date()}")
-    settings = load_settings(args.env_file, data_dir=args.data_dir)
+    settings = load_settings(
+        args.env_file,
+        data_dir=args.data_dir,
+        combiner=args.combiner,
+        calibration=args.calibration,
+    )
     spec = BacktestSpec(
         args.horizons, str(args.start.date()), str(args.end.date()), args.every, args.refit_weeks
     )
@@ -115,7 +130,7 @@ def _add_fetch_data(sub):
 
 
 def _fetch_data(args) -> int:
-    from .livedata import fetch_data
+    from .ops.fetch import fetch_data
 
     return fetch_data(load_settings(args.env_file, data_dir=args.data_dir))
 
@@ -146,7 +161,8 @@ def _add_status(sub):
 
 
 def _status(args) -> int:
-    from .status import show_accuracy, show_status
+    from .ops.accuracy import show_accuracy
+    from .ops.status import show_status
 
     settings = load_settings(
         args.env_file, metrics_log_path=args.metrics, forecast_db=args.db, data_dir=args.data_dir
@@ -169,8 +185,8 @@ def _add_report(sub):
 
 
 def _report(args) -> int:
-    from .ops.report import default_path, write_report
-    from .runlog import configure_logging
+    from .ops.report.page import default_path, write_report
+    from .ops.runlog import configure_logging
 
     settings = load_settings(
         args.env_file,
@@ -198,7 +214,7 @@ def _add_rollout(sub):
 
 
 def _rollout(args) -> int:
-    from .rollout import set_chronos
+    from .ops.rollout import set_chronos
 
     print(set_chronos(args.root, args.service, args.chronos == "on"))
     return 0
@@ -218,7 +234,7 @@ def _add_chronos_download(sub):
 
 
 def _chronos_download(args) -> int:
-    from .members.chronos import download
+    from .engine.members.chronos import download
 
     folder = download(args.model, args.to).resolve()
     print(f"saved {args.model} in {folder}; set CHRONOS_MODEL={folder} and HF_HUB_OFFLINE=1")

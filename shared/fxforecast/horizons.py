@@ -18,11 +18,17 @@ class HorizonParams:
     chronos_context: int  # business days of history given to Chronos-Bolt
 
 
+# The one table (README's): configured_members gives each member its named fields from a row.
 HORIZONS: dict[int, HorizonParams] = {
-    7: HorizonParams(7, 750, 2, 2, 5, 100, 78, 13, 180),
-    15: HorizonParams(15, 750, 2, 2, 5, 100, 78, 13, 180),
-    30: HorizonParams(30, 1000, 2, 2, 5, 100, 130, 26, 90),
-    90: HorizonParams(90, 1000, 1, 1, 3, 100, 156, 26, 365),
+    row[0]: HorizonParams(*row)
+    for row in (
+        # days lookback arima_max_p,_q var_max_lags rf_trees validation_origins refit_weeks
+        # chronos_context
+        (7, 750, 2, 2, 5, 100, 78, 13, 180),
+        (15, 750, 2, 2, 5, 100, 78, 13, 180),
+        (30, 1000, 2, 2, 5, 100, 130, 26, 90),
+        (90, 1000, 1, 1, 3, 100, 156, 26, 365),
+    )
 }
 
 # Fixed anchor for the refit grid, so every run (and every backtest origin) that falls in the

@@ -17,6 +17,7 @@ class Settings:
     enable_arima: bool = True
     enable_var: bool = True
     enable_rf: bool = True
+    enable_rw_empirical: bool = False
     enable_chronos: bool = False
     chronos_model: str = "amazon/chronos-bolt-small"
     chronos_min_available_mb: int = 1000
@@ -35,9 +36,13 @@ class Settings:
     forecast_db: Path = Path("data/forecasts.sqlite")  # every forecast, for realized accuracy
     stale_data_days: int = 7
     member_timeout_s: float = 120.0
+    combiner: str = "greedy"  # how members' forecasts become one (engine/combiner.py)
+    calibration: str = "regime"  # how its intervals are set (engine/calibration.py)
 
 
 KEYS = {f.name.upper(): f for f in fields(Settings)}
+# Keys that name one of a few methods; the engine's registries hold the same names (tested).
+CHOICES = {"COMBINER": ("greedy", "inverse_loss"), "CALIBRATION": ("regime", "split_conformal")}
 
 
 def _parse(key: str, text: str, where: str):
@@ -75,6 +80,8 @@ def _parse(key: str, text: str, where: str):
         return Path(text).expanduser()
     if text == "":
         raise ConfigError(f"{key} in {where} is empty: give a value")
+    if key in CHOICES and text not in CHOICES[key]:
+        raise ConfigError(f"{key}={text!r} in {where}: expected one of {', '.join(CHOICES[key])}")
     return text
 
 

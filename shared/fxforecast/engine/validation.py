@@ -1,0 +1,81 @@
+"""The validation set: weekly origins before the as-of date whose whole path is realised by it,
+their actual paths, and the rules every user of them shares (score, path tail, overlap).
+
+For a run as of date `o` and horizon H, the origins are weekly dates whose H-day path ends by
+`o`, each far enough into the data for its refit anchor to have MIN_FIT_OBS closes.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from ..horizons import HorizonParams, history_step_dates, refit_anchor
+from ..marketdata.clean import MarketData
+from ..quantiles import pinball
+
+MIN_FIT_OBS = 250  # a validation origin needs this many closes before its refit anchor
+MIN_VALIDATION_ORIGINS = 8
+
+
+@dataclass(frozen=True)
+class Validation:
+    days: int
+    origins: list[pd.Timestamp]
+    steps: list[int]
+    actuals: list[np.ndarray]
+    last_closes: list[float]
+
+    def score(self, paths: list[np.ndarray]) -> float:
+        """Mean pinball loss in CLP of one member's paths over every origin."""
+        return float(
+            np.mean([pinball_loss(p, a) for p, a in zip(paths, self.actuals, strict=True)])
+        )
+
+    def independent_paths(self) -> float:
+        """Weekly origins of H-day paths overlap: about n * 7 / H of them are independent."""
+        return max(2.0, len(self.origins) * 7 / max(self.days, 7))
+
+
+def pinball_loss(quantiles: np.ndarray, actual: np.ndarray) -> float:
+    """Mean pinball loss over steps and LEVELS, in CLP."""
+    return float(np.mean(pinball(quantiles, actual)))
+
+
+def tail(path: np.ndarray) -> np.ndarray:
+    """The second half of a path (its rows): where the target lies, what drift and calibration
+    are judged on."""
+    return path[len(path) // 2 :]
+
+
+def validation_set(data: MarketData, params: HorizonParams) -> Validation:
+    """Weekly origins in time order whose H-day path ends by the as-of; too few is an error."""
+    index = data.frame.index
+    filled = data.filled_close()
+    closes = data.closes()
+    latest = data.as_of - pd.Timedelta(days=params.days)
+    origins, steps, actuals, last_closes = [], [], [], []
+    for k in range(params.validation_origins):
+        candidates = index[index <= latest - pd.Timedelta(weeks=k)]
+        if len(candidates) == 0:
+            break
+        origin = candidates[-1]
+        anchor = refit_anchor(origin, params.refit_weeks)
+        if closes.loc[:anchor].size < MIN_FIT_OBS:
+            break
+        dates = history_step_dates(index, origin, params.days)
+        origins.append(origin)
+        steps.append(len(dates))
+        actuals.append(filled.loc[dates].to_numpy())
+        last_closes.append(float(filled.loc[origin]))
+    if len(origins) < MIN_VALIDATION_ORIGINS:
+        needed = (
+            MIN_FIT_OBS + (params.days + 7 * (MIN_VALIDATION_ORIGINS + params.refit_weeks)) * 5 // 7
+        )
+        raise DataError(
+            f"history too short for the {params.days}-day horizon: {closes.size} closes "
+            f"up to {data.as_of.date()}, need about {needed}; use data that starts earlier or "
+            "a later --as-of"
+        )
+    return Validation(params.days, origins[::-1], steps[::-1], actuals[::-1], last_closes[::-1])

@@ -1,0 +1,1 @@
+"""Evaluation: the rolling-origin backtest and its scorer (EVALUATION.md's metrics)."""

@@ -1,0 +1,135 @@
+"""The combiners and calibrations a setting can pick (issue 9): ensemble selection follows a
+clearly better member, the drift enters by its evidence, and widths follow the regime."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from fxforecast.engine import calibration, combiner, ensemble
+from fxforecast.engine.members import configured_members
+from fxforecast.engine.validation import Validation
+from fxforecast.errors import ConfigError
+from fxforecast.horizons import horizon_params
+from fxforecast.marketdata.clean import clean
+from fxforecast.settings import CHOICES, Settings, load_settings
+
+Z = np.array([-1.96, -1.2816, 0.0, 1.2816, 1.96])
+
+
+def _validation(actuals, days=7, lasts=None) -> Validation:
+    lasts = lasts or [100.0] * len(actuals)
+    origins = list(pd.bdate_range("2020-01-03", periods=len(actuals), freq="W-FRI"))
+    return Validation(days, origins, [len(a) for a in actuals], actuals, lasts)
+
+
+def _members_around(actual_moves, rng):
+    """'sharp' centred on the realised path with the right spread; 'biased' 1% off with the
+    same spread; 'wide' centred on no change, three times too wide."""
+    sd = 0.004 * np.sqrt(np.arange(1, 6))
+    sharp, biased, wide, actuals = [], [], [], []
+    for move in actual_moves:
+        centre = 100 * np.exp(move * np.arange(1, 6) / 5)
+        actuals.append(centre * np.exp(sd * rng.standard_normal(5)))
+        sharp.append(centre[:, None] * np.exp(sd[:, None] * Z))
+        biased.append(1.01 * centre[:, None] * np.exp(sd[:, None] * Z))
+        wide.append(100 * np.exp(3 * sd[:, None] * Z) * np.ones((5, 1)))
+    return {"wide": wide, "biased": biased, "sharp": sharp}, actuals
+
+
+def test_selection_follows_a_clearly_better_member():
+    rng = np.random.default_rng(3)
+    paths, actuals = _members_around(rng.normal(0, 0.01, 60), rng)
+    weights = combiner.select_members(paths, _validation(actuals))
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights["sharp"] >= 0.9
+    # Inverse loss shrunk toward equal weights keeps a quarter of the weight on the others.
+    old = combiner.InverseLossCombiner().fit(paths, _validation(actuals)).weights
+    assert old["sharp"] < weights["sharp"] and old["wide"] >= combiner.WEIGHT_SHRINK / 3
+
+
+def test_selection_weights_are_whole_rounds():
+    rng = np.random.default_rng(4)
+    paths, actuals = _members_around(rng.normal(0, 0.01, 30), rng)
+    weights = combiner.select_members(paths, _validation(actuals))
+    counts = np.array(list(weights.values())) * combiner.SELECTION_ROUNDS
+    assert np.allclose(counts, np.round(counts))
+
+
+def _drift_case(rng, real: float, n=80, days=90):
+    """Members' drift d per path; the realised move is real * d plus noise."""
+    paths, actuals = [], []
+    sd = 0.004 * np.sqrt(np.arange(1, 6))
+    for _ in range(n):
+        d = rng.normal(0, 0.02)
+        paths.append((100 * np.exp(d * np.arange(1, 6) / 5))[:, None] * np.exp(sd[:, None] * Z))
+        actuals.append(100 * np.exp(real * d * np.arange(1, 6) / 5 + sd * rng.normal(size=5)))
+    return paths, _validation(actuals, days=days)
+
+
+def test_drift_share_follows_its_evidence_continuously():
+    rng = np.random.default_rng(5)
+    strong = combiner.evidence_share(*_drift_case(rng, real=1.0, n=300))
+    fewer_paths = combiner.evidence_share(*_drift_case(rng, real=1.0, n=60))
+    none = combiner.evidence_share(*_drift_case(rng, real=0.0))
+    assert strong > 0.9
+    assert 0.3 < fewer_paths < strong  # the same drift on less evidence keeps less of it
+    assert none == 0.0
+
+
+def test_greedy_keeps_the_drift_whole_up_to_30_days_and_weighs_it_beyond():
+    rng = np.random.default_rng(6)
+    paths, validation = _drift_case(rng, real=0.0, days=30)
+    assert combiner.GreedyCombiner().fit({"m": paths}, validation).drift_share == 1.0
+    paths, validation = _drift_case(rng, real=0.0, days=90)
+    assert combiner.GreedyCombiner().fit({"m": paths}, validation).drift_share == 0.0
+
+
+def _closes(calm_days, turbulent_days, calm_first=True, seed=7):
+    rng = np.random.default_rng(seed)
+    calm = rng.normal(0, 0.003, calm_days)
+    turbulent = rng.normal(0, 0.015, turbulent_days)
+    returns = np.r_[calm, turbulent] if calm_first else np.r_[turbulent, calm]
+    index = pd.bdate_range("2020-01-01", periods=len(returns) + 1)
+    return pd.Series(800 * np.exp(np.r_[0.0, np.cumsum(returns)]), index=index)
+
+
+def test_widths_follow_a_regime_change():
+    path = 900 * np.exp(0.01 * np.sqrt(np.arange(1, 6))[:, None] * Z)
+    calm_then_storm = calibration.VolatilityRegime().fit([], None, _closes(400, 40))
+    storm_then_calm = calibration.VolatilityRegime().fit([], None, _closes(40, 400, False))
+    steady = calibration.VolatilityRegime().fit([], None, _closes(600, 0))
+    assert calm_then_storm.factor > 1.25  # the storm's first 40 days already widen the bands
+    assert storm_then_calm.factor < 0.9  # and a calm after it narrows them
+    assert steady.factor == pytest.approx(1.0, abs=0.15)
+    widened, narrowed = calm_then_storm.apply(path), storm_then_calm.apply(path)
+    assert np.allclose(widened[:, 2], path[:, 2]) and np.allclose(narrowed[:, 2], path[:, 2])
+    width = path[:, 4] - path[:, 0]
+    assert np.all(widened[:, 4] - widened[:, 0] > width)
+    assert np.all(narrowed[:, 4] - narrowed[:, 0] < width)
+    info = calm_then_storm.info()
+    assert info["method"] == "regime" and info["ewma_vol"] > info["long_vol"]
+
+
+def test_the_settings_name_exactly_the_registered_methods(tmp_path):
+    assert set(CHOICES["COMBINER"]) == set(combiner.COMBINERS)
+    assert set(CHOICES["CALIBRATION"]) == set(calibration.CALIBRATIONS)
+    env = tmp_path / ".env"
+    env.write_text("COMBINER=stacking\n")
+    with pytest.raises(ConfigError, match="COMBINER='stacking' .* expected one of greedy"):
+        load_settings(env, environ={})
+
+
+@pytest.mark.parametrize("method", [("greedy", "regime"), ("inverse_loss", "split_conformal")])
+def test_every_method_gives_a_monotone_forecast_on_real_data(raw, method):
+    params = horizon_params(15)
+    result = ensemble.forecast(
+        clean(raw, "2022-07-29"),
+        params,
+        configured_members(Settings(), params),
+        120,
+        0,
+        None,
+        *method,
+    )
+    assert np.all(np.isfinite(result.quantiles)) and np.all(np.diff(result.quantiles, axis=1) > 0)
+    assert sum(m.weight for m in result.members.values()) == pytest.approx(1.0)
+    assert result.calibration.info()["method"] == method[1]

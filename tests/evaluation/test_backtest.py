@@ -1,0 +1,141 @@
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from fxforecast.evaluation.backtest import (
+    BacktestSpec,
+    fingerprint,
+    plan,
+    run_and_save,
+    run_backtest,
+    weekly_origins,
+)
+from fxforecast.settings import Settings
+
+SPEC = BacktestSpec(horizons=(7,), start="2019-10-04", end="2019-10-25", every=1, refit_weeks=4)
+CONTRACT = [
+    "model",
+    "origin",
+    "horizon_days",
+    "target_date",
+    "steps",
+    "q0.025",
+    "q0.1",
+    "q0.5",
+    "q0.9",
+    "q0.975",
+]
+
+
+def test_origins_are_friday_closes_or_the_last_row_of_the_week(raw):
+    origins = weekly_origins(raw.market.index, "2019-12-16", "2020-01-10")
+    assert [o.date().isoformat() for o in origins] == [
+        "2019-12-20",
+        "2019-12-27",
+        "2020-01-03",
+        "2020-01-10",
+    ]
+    thursday_week = pd.DatetimeIndex(["2021-04-05", "2021-04-06", "2021-04-07", "2021-04-08"])
+    assert weekly_origins(thursday_week, "2021-04-01", "2021-04-30") == [pd.Timestamp("2021-04-08")]
+
+
+@pytest.fixture(scope="module")
+def backtest(raw, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bt")
+    metrics = run_backtest(raw, Settings(), SPEC, out, jobs=2, progress=False)
+    return out, metrics
+
+
+def test_backtest_writes_the_contract_and_scores(backtest):
+    out, metrics = backtest
+    forecasts = pd.read_csv(out / "forecasts.csv")
+    assert list(forecasts.columns[: len(CONTRACT)]) == CONTRACT
+    assert set(forecasts["model"]) == {
+        "ensemble",
+        "random_walk",
+        "arima_garch",
+        "var",
+        "random_forest",
+    }
+    ensemble = forecasts[forecasts["model"] == "ensemble"]
+    assert list(ensemble["origin"]) == ["2019-10-04", "2019-10-11", "2019-10-18", "2019-10-25"]
+    assert list(ensemble["target_date"]) == ["2019-10-11", "2019-10-18", "2019-10-25", "2019-11-01"]
+    assert (ensemble["steps"] == 5).all()
+    q = forecasts[CONTRACT[5:]].to_numpy()
+    assert (q[:, 1:] >= q[:, :-1]).all()
+    assert set(metrics["model"]) == set(forecasts["model"])
+    for name in ("coverage.png", "relative_error.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    text = (out / "metrics.md").read_text()
+    assert "rel_wql" in text and "dm_pvalue" in text
+    assert not (out / ".parts").exists()
+
+
+def test_later_data_leaves_earlier_forecasts_byte_identical(raw, backtest, tmp_path):
+    out, _ = backtest
+    market = raw.market.copy()
+    later = market.index > pd.Timestamp("2019-10-18")
+    market.loc[later, ["USDCLP", "Copper", "DXY"]] *= 1.3
+    changed = type(raw)(market, raw.rates, raw.source)
+    run_backtest(changed, Settings(), SPEC, tmp_path, progress=False)
+    columns = CONTRACT
+
+    def rows(folder):
+        frame = pd.read_csv(folder / "forecasts.csv", dtype=str)
+        return frame[frame["origin"] <= "2019-10-18"][columns].to_csv(index=False)
+
+    assert rows(out) == rows(tmp_path)
+    later_rows = pd.read_csv(tmp_path / "forecasts.csv", dtype=str)
+    original = pd.read_csv(out / "forecasts.csv", dtype=str)
+    assert not later_rows[later_rows["origin"] == "2019-10-25"][columns].equals(
+        original[original["origin"] == "2019-10-25"][columns]
+    )
+
+
+def test_a_finished_block_is_reused_and_a_stale_one_is_not(raw, tmp_path):
+    spec = BacktestSpec((7,), "2019-10-04", "2019-10-04", 1, 4)
+    [(days, origins)] = plan(raw, spec)
+    parts = tmp_path / ".parts"
+
+    def interrupted_after_one_block():
+        """What an interrupted run leaves: its fingerprint and one finished block (marked)."""
+        parts.mkdir()
+        (parts / "fingerprint").write_text(fingerprint(raw, Settings(), spec))
+        run_and_save(raw, Settings(), days, origins, spec.refit_weeks, parts)
+        part = next(parts.glob("h7_*.csv"))
+        marked = pd.read_csv(part)
+        marked.loc[marked["model"] == "ensemble", "q0.5"] = 12345.0
+        marked.to_csv(part, index=False)
+
+    interrupted_after_one_block()
+    run_backtest(raw, Settings(), spec, tmp_path, progress=False)
+    result = pd.read_csv(tmp_path / "forecasts.csv")
+    assert result.loc[result["model"] == "ensemble", "q0.5"].iloc[0] == 12345.0
+
+    interrupted_after_one_block()  # other settings make the saved block stale
+    run_backtest(raw, Settings(enable_rf=False), spec, tmp_path, progress=False)
+    result = pd.read_csv(tmp_path / "forecasts.csv")
+    assert result.loc[result["model"] == "ensemble", "q0.5"].iloc[0] != 12345.0
+    assert "random_forest" not in set(result["model"])
+
+
+def test_cli_rejects_a_reversed_window_in_one_line(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fxforecast",
+            "backtest",
+            "--start",
+            "2020-01-10",
+            "--end",
+            "2019-01-04",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: --start 2020-01-10 is after --end 2019-01-04"

@@ -1,0 +1,110 @@
+"""The scorer against numbers worked out by hand (see the comments)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from fxforecast.evaluation.scoring import diebold_mariano, score, wql
+
+OFFSETS = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])  # q0.025 .. q0.975 around the median
+
+
+def _rows(model, medians, actuals, horizon=7):
+    rows = []
+    for i, (median, actual) in enumerate(zip(medians, actuals, strict=True)):
+        q = median + OFFSETS
+        origin = (pd.Timestamp("2020-01-03") + pd.Timedelta(weeks=i)).date().isoformat()
+        rows.append(
+            {
+                "model": model,
+                "origin": origin,
+                "horizon_days": horizon,
+                "target_date": "x",
+                "steps": 5,
+                "q0.025": q[0],
+                "q0.1": q[1],
+                "q0.5": q[2],
+                "q0.9": q[3],
+                "q0.975": q[4],
+                "last_close": 100.0,
+                "actual": actual,
+            }
+        )
+    return rows
+
+
+ACTUALS = [102.0, 98.0, 101.0, 97.0]
+
+
+@pytest.fixture
+def metrics():
+    frame = pd.DataFrame(
+        _rows("m", [101, 99, 100, 100], ACTUALS)
+        + _rows("random_walk", [100, 100, 100, 100], ACTUALS)
+    )
+    return score(frame).set_index("model")
+
+
+def test_point_metrics_by_hand(metrics):
+    m = metrics.loc["m"]
+    # errors median - actual: -1, 1, -1, 3; no-change errors: -2, 2, -1, 3
+    assert m["n"] == 4
+    assert m["mae"] == pytest.approx(1.5)
+    assert m["rmse"] == pytest.approx(math.sqrt(3))
+    assert m["mape"] == pytest.approx((1 / 102 + 1 / 98 + 1 / 101 + 3 / 97) / 4 * 100)
+    assert m["rel_mae"] == pytest.approx(1.5 / 2.0)
+    # direction: rows 3 and 4 predict no move and are excluded; rows 1 and 2 are right
+    assert m["directional_accuracy"] == pytest.approx(1.0)
+
+
+def test_interval_metrics_by_hand(metrics):
+    m = metrics.loc["m"]
+    # 80% [m-2, m+2]: 102 in [99,103], 98 in [97,101], 101 in [98,102], 97 not in [98,102]
+    assert m["coverage80"] == pytest.approx(0.75)
+    assert m["coverage95"] == pytest.approx(1.0)
+    assert m["width80"] == pytest.approx(4.0) and m["width95"] == pytest.approx(8.0)
+
+
+def test_wql_by_hand(metrics):
+    # pinball sums per row: 1.1, 1.1, 1.1, 3.1 (model) and 1.6, 1.6, 1.1, 3.1 (random walk)
+    assert metrics.loc["m", "wql"] == pytest.approx(2 / 5 * 6.4 / 398)
+    assert metrics.loc["random_walk", "wql"] == pytest.approx(2 / 5 * 7.4 / 398)
+    assert metrics.loc["m", "rel_wql"] == pytest.approx(6.4 / 7.4)
+    assert metrics.loc["random_walk", "rel_mae"] == pytest.approx(1.0)
+
+
+def test_wql_single_row_independent_formula():
+    q = np.array([[96.0, 98.0, 100.0, 102.0, 104.0]])
+    # actual 97: losses .025*1 + .9*1 + .5*3 + .1*5 + .025*7 = 3.1
+    assert wql(q, np.array([97.0])) == pytest.approx(0.4 * 3.1 / 97)
+
+
+def test_diebold_mariano_by_hand_no_lag(metrics):
+    # d = e^2 - e_nc^2 = -3, -3, 0, 0; mean -1.5; variance 2.25; DM = -1.5 / sqrt(2.25/4) = -2
+    # HLN with h=1: -2 * sqrt((4 + 1 - 2) / 4) = -1.7321; two-sided t(3) p-value = 0.18169
+    assert metrics.loc["m", "dm_pvalue"] == pytest.approx(0.18169, abs=1e-5)
+    assert math.isnan(metrics.loc["random_walk", "dm_pvalue"])  # identical to no-change
+
+
+def test_diebold_mariano_by_hand_with_hac_lag():
+    errors = np.array([3.0, 1, 2, 0, 2, 1])
+    benchmark = np.array([1.0, 1, 1, 1, 1, 2])
+    # d = 8, 0, 3, -1, 3, -3; mean 5/3; gamma0 = 12.5556, gamma1 = -4.3519; LRV = 3.8519
+    # DM = (5/3) / sqrt(3.8519 / 6) = 2.0801; HLN h=2: * sqrt((6 + 1 - 4 + 2/6) / 6) = 1.5504
+    # two-sided t(5) p-value = 0.18173
+    assert diebold_mariano(errors, benchmark, lag=1) == pytest.approx(0.18173, abs=1e-5)
+
+
+def test_horizon_sets_the_hac_lag():
+    rng = np.random.default_rng(3)
+    actuals = list(100 + rng.normal(0, 3, 40))
+    medians = list(100 + 0.5 * (np.array(actuals) - 100) + rng.normal(0, 1, 40))
+    frame = pd.DataFrame(
+        _rows("m", medians, actuals, 30) + _rows("random_walk", [100] * 40, actuals, 30)
+    )
+    got = score(frame).set_index("model").loc["m", "dm_pvalue"]
+    e = np.array(medians) - np.array(actuals)
+    b = 100.0 - np.array(actuals)
+    assert got == pytest.approx(diebold_mariano(e, b, lag=math.ceil(30 / 7) - 1))
+    assert got != pytest.approx(diebold_mariano(e, b, lag=0))
