@@ -7,7 +7,7 @@ ARGS ?=
 
 .PHONY: install forecast run-7d run-15d run-30d run-90d test bench bench-refresh fetch-data lint \
 	clean backtest enable-chronos disable-chronos status chronos-download bench-chronos \
-	report bench-report
+	report bench-report bench-backtest
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,15 +54,22 @@ bench-refresh: $(STAMP)
 bench-report: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_report
 
-# Chronos-Bolt-Small's two files into models/, for servers that later run offline (needs network).
+# Chronos-Bolt-Small's two files into models/, for servers that later run offline (needs network),
+# then exported for the numpy path: services given that folder never import torch.
 CHRONOS_REPO ?= amazon/chronos-bolt-small
 CHRONOS_DIR ?= models/chronos-bolt-small
 chronos-download: $(STAMP)
 	$(BIN)/fxforecast chronos-download --model $(CHRONOS_REPO) --to $(CHRONOS_DIR)
+	$(BIN)/fxforecast chronos-export --model $(CHRONOS_DIR)
 
-# Time and memory of the services with Chronos off and on (Bolt-Small shape, random weights).
+# Time and memory of the services with Chronos off and on, numpy path and library side by side
+# (Bolt-Small shape, random weights).
 bench-chronos: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_chronos
+
+# The same short backtest with --jobs 1 and on a local Dask cluster of 1 and 2 workers.
+bench-backtest: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_backtest $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,12 +1,15 @@
 """`make bench-chronos`: what Chronos-Bolt-Small costs a service run, in time and memory.
 
 The real weights cannot be downloaded here, so the model is built with Chronos-Bolt-Small's exact
-architecture (47.7M parameters, 191 MB in float32) and RANDOM weights: the compute and memory are
-the real model's, the forecasts are not. Each service runs in a fresh process with Chronos off,
-then on; the figures come from each run's metrics line. Prints numbers; asserts nothing.
+architecture (47.7M parameters, 191 MB in float32) and RANDOM weights, then exported
+(`fxforecast chronos-export`): the compute and memory are the real model's, the forecasts are
+not. Each service runs in a fresh process with Chronos off, on with the numpy path and on with
+the library, side by side, `repeats` times; the figures come from each run's metrics line.
+Prints numbers; asserts nothing.
 """
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +38,8 @@ BUILD = (
     "import sys, pathlib, benchmarks.bench_chronos as bench; "
     "bench.save_random_bolt(pathlib.Path(sys.argv[1]))"
 )
+EXPORT = "import sys; from fxforecast.cli import main; sys.exit(main(sys.argv[1:]))"
+BACKENDS = ("numpy", "library")
 
 
 def save_random_bolt(folder: Path, **architecture) -> Path:
@@ -68,18 +73,37 @@ def save_random_bolt(folder: Path, **architecture) -> Path:
     return folder
 
 
-def timed_runs(service: str, workdir: Path, env: dict, repeats: int) -> dict:
-    """Fastest wall time and Chronos figures (other work on the machine only ever adds time),
-    largest peak RSS."""
-    runs = [run_once(service, workdir, env) for _ in range(repeats)]
-    fastest = min(runs, key=lambda r: r["wall_s"])
-    chronos = {k: min(r["chronos"][k] or 0 for r in runs) for k in ("load_s", "predict_s")}
-    return {
-        "wall_s": fastest["wall_s"],
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
-        "status": fastest["status"],
-        "chronos": {**fastest["chronos"], **chronos},
+def paired_runs(service: str, workdir: Path, model: Path, repeats: int) -> dict:
+    """Chronos off, then on with each backend, `repeats` times in turn: the ratios of each
+    repeat's runs share the machine's load of the moment; their median is reported."""
+    runs = {"off": [], **{backend: [] for backend in BACKENDS}}
+    for _ in range(repeats):
+        runs["off"].append(run_once(service, workdir, {"ENABLE_CHRONOS": "false"}))
+        for backend in BACKENDS:
+            env = {"ENABLE_CHRONOS": "true", "CHRONOS_MODEL": str(model)}
+            record = run_once(service, workdir, {**env, "CHRONOS_BACKEND": backend})
+            block = record["chronos"]
+            if block["status"] != "ok" or block["backend_used"] != backend:
+                raise SystemExit(f"{service} with CHRONOS_BACKEND={backend}: {block}")
+            runs[backend].append(record)
+    off = runs["off"]
+    figures = {
+        "off": {
+            "wall_s": statistics.median(r["wall_s"] for r in off),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in off),
+        }
     }
+    for backend in BACKENDS:
+        on = runs[backend]
+        figures[backend] = {
+            "ratio": statistics.median(
+                a["wall_s"] / b["wall_s"] for a, b in zip(on, off, strict=True)
+            ),
+            "wall_s": statistics.median(r["wall_s"] for r in on),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in on),
+            **{k: statistics.median(r["chronos"][k] for r in on) for k in ("load_s", "predict_s")},
+        }
+    return figures
 
 
 def main(repeats: int = 3) -> None:
@@ -87,6 +111,11 @@ def main(repeats: int = 3) -> None:
         model = Path(tmp) / "bolt-small-random"
         subprocess.run(
             [sys.executable, "-c", BUILD, str(model)], capture_output=True, check=True, cwd=ROOT
+        )
+        subprocess.run(
+            [sys.executable, "-c", EXPORT, "chronos-export", "--model", str(model)],
+            capture_output=True,
+            check=True,
         )
         size_mb = (model / "model.safetensors").stat().st_size / 2**20
         import_s = min(
@@ -106,33 +135,35 @@ def main(repeats: int = 3) -> None:
             "not forecast quality"
         )
         print(
-            f"model file {size_mb:.0f} MB; importing torch + transformers + chronos after the "
-            f"service's own imports takes {import_s:.2f} s of load_s"
+            f"model file {size_mb:.0f} MB; the library's import of torch + transformers + chronos "
+            f"after the service's own imports takes {import_s:.2f} s of its load_s"
         )
         print(
-            f"{'service':<16}{'wall s off/on':>15}{'peak RSS MB off/on':>20}{'load s':>8}"
-            f"{'predict s':>11}{'RSS MB before/after/released':>30}"
+            f"{'service':<16}{'wall s off':>11}{'numpy':>14}{'library':>14}"
+            f"{'peak RSS MB off':>17}{'numpy':>12}{'library':>12}"
+            f"{'load s np/lib':>15}{'predict s np/lib':>18}"
         )
         for service in BENCH_SERVICES:
-            off = timed_runs(service, Path(tmp), {"ENABLE_CHRONOS": "false"}, repeats)
-            on = timed_runs(
-                service, Path(tmp), {"ENABLE_CHRONOS": "true", "CHRONOS_MODEL": str(model)}, repeats
-            )
-            block = on["chronos"]
-            memory = (
-                f"{block['rss_before_mb']:.0f}/{block['rss_after_mb']:.0f}/"
-                f"{block['rss_released_mb']:.0f}"
-            )
+            f = paired_runs(service, Path(tmp), model, repeats)
+            off, fast, lib = f["off"], f["numpy"], f["library"]
             print(
-                f"{service:<16}{off['wall_s']:>7.1f}/{on['wall_s']:<7.1f}"
-                f"{off['peak_rss_mb']:>12.0f}/{on['peak_rss_mb']:<7.0f}"
-                f"{block['load_s']:>8.2f}{block['predict_s']:>11.2f}{memory:>30}"
-                f"  {off['status']}/{on['status']} (chronos {block['status']})"
+                f"{service:<16}{off['wall_s']:>11.1f}"
+                + "".join(f"{b['wall_s']:>7.1f} ({b['ratio']:.2f}x)".rjust(14) for b in (fast, lib))
+                + f"{off['peak_rss_mb']:>17.0f}"
+                + "".join(
+                    f"{b['peak_rss_mb']:.0f} (+{b['peak_rss_mb'] - off['peak_rss_mb']:.0f})".rjust(
+                        12
+                    )
+                    for b in (fast, lib)
+                )
+                + f"{fast['load_s']:>9.2f}/{lib['load_s']:<5.2f}"
+                + f"{fast['predict_s']:>12.2f}/{lib['predict_s']:<5.2f}"
             )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
-        f"(times: fastest of {repeats} fresh runs; peak RSS: the largest; {os.cpu_count()} CPUs, "
-        f"load average {load}; embedded data)"
+        f"(wall s: median of {repeats}; x: median of the {repeats} on/off ratios, each pair run "
+        f"side by side; peak RSS: the largest; {os.cpu_count()} CPUs, load average {load}; "
+        "embedded data)"
     )
 
 

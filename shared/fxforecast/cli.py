@@ -1,6 +1,7 @@
 """The `fxforecast` command. Every failure is one line on stderr and a non-zero exit code."""
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +79,13 @@ def _add_backtest(sub):
     bt.add_argument("--data-dir", type=Path, help="folder with market_daily.csv, rates_daily.csv")
     bt.add_argument("--env-file", type=Path, help=".env whose ENABLE_* settings to use")
     bt.add_argument("--jobs", type=_positive, default=1, help="origins run in parallel")
+    bt.add_argument(
+        "--scheduler",
+        default=os.environ.get("DASK_SCHEDULER") or None,
+        metavar="ADDRESS",
+        help="run the blocks on this Dask scheduler's workers instead of --jobs local "
+        "processes (default: DASK_SCHEDULER)",
+    )
     bt.add_argument("--every", type=_positive, default=1, help="keep every K-th weekly origin")
     bt.add_argument(
         "--refit-weeks",
@@ -113,7 +121,8 @@ def _backtest(args) -> int:
     spec = BacktestSpec(
         args.horizons, str(args.start.date()), str(args.end.date()), args.every, args.refit_weeks
     )
-    metrics = run_backtest(load_raw(settings.data_dir), settings, spec, args.out, args.jobs)
+    raw = load_raw(settings.data_dir)
+    metrics = run_backtest(raw, settings, spec, args.out, args.jobs, scheduler=args.scheduler)
     shown = metrics[metrics["model"].isin(["ensemble", "random_walk"])]
     columns = ["model", "horizon_days", "n", "rel_mae", "rel_wql", "coverage80", "coverage95"]
     print(shown[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -234,10 +243,28 @@ def _add_chronos_download(sub):
 
 
 def _chronos_download(args) -> int:
-    from .engine.members.chronos import download
+    from .engine.members.chronos_library import download
 
     folder = download(args.model, args.to).resolve()
     print(f"saved {args.model} in {folder}; set CHRONOS_MODEL={folder} and HF_HUB_OFFLINE=1")
+    return 0
+
+
+def _add_chronos_export(sub):
+    export = sub.add_parser(
+        "chronos-export",
+        help="check the numpy path against the library on a local Chronos-Bolt model folder and "
+        "mark it for the fast path (needs torch, which the services then no longer import)",
+    )
+    export.add_argument(
+        "--model", type=Path, required=True, help="the folder holding config.json and weights"
+    )
+
+
+def _chronos_export(args) -> int:
+    from .engine.members.chronos_export import export
+
+    print(export(args.model))
     return 0
 
 
@@ -251,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_rollout(sub)
     _add_chronos_download(sub)
+    _add_chronos_export(sub)
     return parser
 
 
@@ -262,6 +290,7 @@ COMMANDS = {
     "report": _report,
     "rollout": _rollout,
     "chronos-download": _chronos_download,
+    "chronos-export": _chronos_export,
 }
 
 

@@ -22,13 +22,15 @@ class Settings:
     chronos_model: str = "amazon/chronos-bolt-small"
     chronos_min_available_mb: int = 1000
     chronos_context_length: int | None = None  # None: the horizon's default
+    chronos_backend: str = "auto"  # numpy when the model folder holds an export, else library
+    chronos_device: str = "auto"  # the library's: cuda when torch finds one, else cpu
     data_dir: Path | None = None  # None: the snapshot embedded in the package
-    # Live data (fxforecast.livedata): refresh the cache before each run, from these sources.
+    # Live data (fxforecast.marketdata): refresh the cache before each run, from these sources.
     data_refresh: bool = False
     mindicador_url: str = "https://mindicador.cl"
     yahoo_url: str = "https://query1.finance.yahoo.com"
     fred_url: str = "https://fred.stlouisfed.org"
-    data_timeout_s: float = 5.0  # per request, to connect and between bytes read
+    data_timeout_s: float = 5.0  # per request: connecting and reading, all of it
     data_refresh_budget_s: float = 60.0  # no request starts later than this into a refresh
     output_dir: Path = Path("output")
     metrics_log_path: Path = Path("logs/metrics.jsonl")
@@ -41,8 +43,14 @@ class Settings:
 
 
 KEYS = {f.name.upper(): f for f in fields(Settings)}
-# Keys that name one of a few methods; the engine's registries hold the same names (tested).
-CHOICES = {"COMBINER": ("greedy", "inverse_loss"), "CALIBRATION": ("regime", "split_conformal")}
+# Keys that name one of a few methods or places; the engine's registries hold the combiner and
+# calibration names (tested).
+CHOICES = {
+    "COMBINER": ("greedy", "inverse_loss"),
+    "CALIBRATION": ("regime", "split_conformal"),
+    "CHRONOS_BACKEND": ("auto", "library", "numpy"),
+    "CHRONOS_DEVICE": ("auto", "cpu", "cuda"),
+}
 
 
 def _parse(key: str, text: str, where: str):
@@ -101,4 +109,10 @@ def load_settings(env_file: Path | None = None, environ=None, **overrides) -> Se
             values[key] = _parse(key, environ[key], "the environment")
     kwargs = {KEYS[key].name: value for key, value in values.items()}
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings(**kwargs)
+    settings = Settings(**kwargs)
+    if settings.chronos_backend == "numpy" and settings.chronos_device == "cuda":
+        raise ConfigError(
+            "CHRONOS_BACKEND=numpy runs on the CPU only; for CHRONOS_DEVICE=cuda set "
+            "CHRONOS_BACKEND=library or auto"
+        )
+    return settings

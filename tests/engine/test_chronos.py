@@ -25,8 +25,10 @@ from fxforecast.quantiles import LEVELS
 from fxforecast.settings import Settings, load_settings
 
 ONLY_CHRONOS = "ENABLE_ARIMA=false\nENABLE_VAR=false\nENABLE_RF=false\n"
-# The metrics line's chronos block, in order: the list, plus rss_released_mb.
-BLOCK_KEYS = ["enabled", "model", "context_length", "load_s", "predict_s", "rss_before_mb"]
+# The metrics line's chronos block, in order: the list, plus rss_released_mb, and the
+# backend and device asked for and used (test_chronos_fast.py).
+BLOCK_KEYS = ["enabled", "model", "backend", "device", "backend_used", "device_used"]
+BLOCK_KEYS += ["fast_path_reason", "context_length", "load_s", "predict_s", "rss_before_mb"]
 BLOCK_KEYS += ["rss_after_mb", "rss_released_mb", "available_mb", "status", "reason"]
 
 
@@ -72,7 +74,9 @@ def test_service_end_to_end_with_chronos(tmp_path, tiny_bolt, horizon, context, 
     )
     assert code == 0
     assert record["status"] == "ok"
-    assert all(m["status"] == "ok" for m in record["members"].values())
+    statuses = {name: m["status"] for name, m in record["members"].items()}
+    assert statuses.pop("random_walk_empirical") == "disabled"  # off by default
+    assert set(statuses.values()) == {"ok"}
     assert record["members"]["chronos"]["weight"] > 0
     block = record["chronos"]
     assert list(block) == BLOCK_KEYS
@@ -191,7 +195,9 @@ def test_release_frees_the_pipeline_and_the_next_use_reloads(data, tiny_bolt):
     member = chronos(tiny_bolt, 7)
     fitted = member.fit(data.frame)
     first = fitted.forecast(data.frame, [data.as_of], [5])
-    model = weakref.ref(chronos_module._pipelines[str(tiny_bolt)].model)
+    (loaded,) = chronos_module._pipelines.values()
+    model = weakref.ref(loaded.pipeline.model)
+    del loaded
     member.release()
     assert chronos_module._pipelines == {} and model() is None
     assert member.figures["rss_released_mb"] > 0

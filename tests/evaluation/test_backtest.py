@@ -7,8 +7,9 @@ from fxforecast.evaluation.backtest import (
     BacktestSpec,
     fingerprint,
     plan,
-    run_and_save,
     run_backtest,
+    run_block,
+    save_part,
     weekly_origins,
 )
 from fxforecast.settings import Settings
@@ -102,7 +103,8 @@ def test_a_finished_block_is_reused_and_a_stale_one_is_not(raw, tmp_path):
         """What an interrupted run leaves: its fingerprint and one finished block (marked)."""
         parts.mkdir()
         (parts / "fingerprint").write_text(fingerprint(raw, Settings(), spec))
-        run_and_save(raw, Settings(), days, origins, spec.refit_weeks, parts)
+        frame = run_block(raw, Settings(), days, origins, spec.refit_weeks)
+        save_part(parts, days, origins, frame)
         part = next(parts.glob("h7_*.csv"))
         marked = pd.read_csv(part)
         marked.loc[marked["model"] == "ensemble", "q0.5"] = 12345.0

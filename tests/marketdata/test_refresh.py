@@ -149,11 +149,6 @@ def _scaled(result, factor):
     quote["close"] = [v * factor for v in quote["close"]]
 
 
-def _future(result):
-    result["timestamp"].append(4102444800)  # 2100-01-01
-    result["indicators"]["quote"][0]["close"].append(975.0)
-
-
 BAD_ANSWERS = {
     "malformed": (
         "/v8/finance/chart/CLP=X",
@@ -186,9 +181,9 @@ BAD_ANSWERS = {
         "implausible level: 9.6",
     ),
     "future dates": (
-        "/v8/finance/chart/CLP=X",
-        _usdclp(_future),
-        "USDCLP",
+        "/graph/fredgraph.csv",
+        Response((FIXTURES / "fred_dff.csv").read_text() + "2100-01-01,4.58\n"),
+        "fed_rate",
         "dates in the future: 2100-01-01",
     ),
     "wrong currency": (
@@ -225,7 +220,7 @@ BAD_ANSWERS = {
         "/graph/fredgraph.csv",
         Response("<html><body>Error</body></html>"),
         "fed_rate",
-        "not the expected CSV",
+        "an HTML page instead of the CSV: 'Error'",
     ),
     "mindicador malformed": (
         "/api/tpm/2024",

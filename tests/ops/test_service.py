@@ -20,6 +20,9 @@ METRIC_KEYS = {
     "peak_rss_mb",
     "available_mb",
     "version",
+    "combiner",
+    "calibration",
+    "drift_share",
 }
 
 
@@ -47,9 +50,12 @@ def test_each_service_end_to_end(service, tmp_path):
         "arima_garch",
         "var",
         "random_forest",
+        "random_walk_empirical",
         "chronos",
     }
     assert payload["members"]["chronos"]["status"] == "disabled"
+    assert payload["members"]["random_walk_empirical"]["status"] == "disabled"
+    assert payload["calibration"]["method"] == "regime" and payload["calibration"]["factor"] > 0
 
     table = pd.read_csv(folder / "forecast.csv")
     assert list(table.columns) == ["date", "q0.025", "q0.1", "q0.5", "q0.9", "q0.975"]

@@ -78,7 +78,7 @@ class SplitConformal:
         return Calibration(calibration_factors(paths, validation))
 
 
-# Volatility regime: a fast EWMA of daily log returns (RiskMetrics-style decay, ~33-day
+# Volatility regime: a fast EWMA of daily log returns (RiskMetrics-style decay, ~23-day
 # half-life) against the last 250 days' standard deviation, the members' typical yardstick.
 EWMA_DECAY = 0.97
 LONG_WINDOW = 250

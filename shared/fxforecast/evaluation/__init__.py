@@ -1,1 +1,2 @@
-"""Evaluation: the rolling-origin backtest and its scorer (EVALUATION.md's metrics)."""
+"""Evaluation: the rolling-origin backtest, its scorer (EVALUATION.md's metrics), its report
+and running it on a Dask cluster."""

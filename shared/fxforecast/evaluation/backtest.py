@@ -1,9 +1,10 @@
 """Rolling-origin backtest (EVALUATION.md): every Friday close in a window, each origin run
 through the same code as a service run as of that date, scored against the random walk.
 
-Origins are processed in blocks of consecutive weeks; each finished block is saved under
-OUT/.parts, so an interrupted backtest resumes where it stopped. Within a block, fits on the
-refit grid and validation forecasts are computed once and reused by the origins sharing them.
+Origins are processed in blocks of consecutive weeks, in local processes or on a Dask cluster;
+each finished block comes back here and is saved under OUT/.parts, so an interrupted backtest
+resumes where it stopped. Within a block, fits on the refit grid and validation forecasts are
+computed once and reused by the origins sharing them.
 """
 
 import hashlib
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
-from joblib import Parallel, delayed
+from joblib import delayed
 from tqdm import tqdm
 
 from ..engine import ensemble
@@ -26,6 +27,7 @@ from ..marketdata.clean import clean
 from ..marketdata.schema import RawData
 from ..quantiles import QUANTILE_COLUMNS
 from ..settings import Settings
+from .cluster import block_runner
 from .report import coverage_chart, metrics_markdown, relative_error_chart
 from .scoring import score
 
@@ -131,34 +133,38 @@ def run_backtest(
     out: Path,
     jobs: int = 1,
     progress: bool = True,
+    scheduler: str | None = None,
 ) -> pd.DataFrame:
+    """`scheduler`: a Dask scheduler's address to run the blocks on instead of `jobs` processes."""
     blocks = plan(raw, spec)
     if not blocks:
         raise ConfigError(
             f"no weekly origin between {spec.start} and {spec.end} has its target "
             "inside the data; widen --start/--end"
         )
-    parts = out / ".parts"
-    expected = fingerprint(raw, settings, spec)
-    stamp = parts / "fingerprint"
-    if parts.exists() and (not stamp.exists() or stamp.read_text() != expected):
-        shutil.rmtree(parts)  # made with other data or settings: not reusable
-    parts.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(expected)
+    with block_runner(jobs, scheduler, settings.enable_chronos, raw) as parallel:
+        parts = out / ".parts"
+        expected = fingerprint(raw, settings, spec)
+        stamp = parts / "fingerprint"
+        if parts.exists() and (not stamp.exists() or stamp.read_text() != expected):
+            shutil.rmtree(parts)  # made with other data or settings: not reusable
+        parts.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(expected)
 
-    todo = [(d, o) for d, o in blocks if not _part_path(parts, d, o).exists()]
-    total = sum(len(o) for _, o in blocks)
-    bar = tqdm(
-        total=total,
-        initial=total - sum(len(o) for _, o in todo),
-        unit="origin",
-        desc="backtest",
-        disable=not progress,
-    )
-    tasks = (delayed(run_and_save)(raw, settings, d, o, spec.refit_weeks, parts) for d, o in todo)
-    for done in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks):
-        bar.update(done)
-    bar.close()
+        todo = [(d, o) for d, o in blocks if not _part_path(parts, d, o).exists()]
+        total = sum(len(o) for _, o in blocks)
+        bar = tqdm(
+            total=total,
+            initial=total - sum(len(o) for _, o in todo),
+            unit="origin",
+            desc="backtest",
+            disable=not progress,
+        )
+        tasks = (delayed(run_block_task)(raw, settings, d, o, spec.refit_weeks) for d, o in todo)
+        for days, origins, frame in parallel(tasks):
+            save_part(parts, days, origins, frame)
+            bar.update(len(origins))
+        bar.close()
 
     forecasts = pd.concat([pd.read_csv(_part_path(parts, d, o)) for d, o in blocks])
     actual = clean(raw).filled_close()
@@ -180,10 +186,13 @@ def run_backtest(
     return metrics
 
 
-def run_and_save(raw, settings, days, origins, refit_weeks, parts: Path) -> int:
-    frame = run_block(raw, settings, days, origins, refit_weeks)
+def run_block_task(raw, settings, days, origins, refit_weeks):
+    """One block wherever it runs; the frame comes back to the client, which saves it."""
+    return days, origins, run_block(raw, settings, days, origins, refit_weeks)
+
+
+def save_part(parts: Path, days: int, origins, frame: pd.DataFrame) -> None:
     target = _part_path(parts, days, origins)
     temporary = target.with_suffix(".tmp")
     frame.to_csv(temporary, index=False)
     temporary.replace(target)  # a block is saved whole or not at all
-    return len(origins)

@@ -45,6 +45,7 @@ class Resolved:
         }
         if self.refresh is not None:
             record["refresh"] = {r.feed.column: r.summary() for r in self.refresh.results}
+            record["refresh_error"] = self.refresh.error
         return record
 
 

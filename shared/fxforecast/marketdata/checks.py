@@ -58,6 +58,9 @@ def _implausible(new: pd.Series, history: pd.Series, feed: Feed) -> pd.Series:
 
 def check(feed: Feed, new: pd.Series, history: pd.Series, today: pd.Timestamp, log) -> pd.Series:
     """The values of an answer fit to store; SourceError when the whole answer is unusable."""
+    if not new.index.is_unique:
+        twice = new.index[new.index.duplicated()][0]
+        raise SourceError(f"more than one value for {twice.date()}: not one value per day")
     new = new.dropna()
     if new.empty:
         raise SourceError("empty answer: no values in the period asked for")

@@ -8,9 +8,9 @@ crosscheck_daily.csv and used only to reject a Yahoo answer at the wrong level, 
 into USDCLP. mindicador's `libra_cobre` checks Yahoo's copper (HG=F) the same way.
 """
 
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -27,7 +27,7 @@ OVERLAP_DAYS = 14  # ask again for stored days too: the checks compare the answe
 @dataclass
 class FeedResult:
     feed: Feed
-    status: str = "ok"  # ok, rejected (unusable answer) or failed (no answer)
+    status: str = "ok"  # ok, rejected (unusable answer), failed (no answer) or error (a bug)
     detail: str = ""  # why it was rejected or failed
     new_values: int = 0
     newest: str | None = None  # the newest date stored for the series after the refresh
@@ -93,23 +93,59 @@ def _count(stored: Stored) -> dict[str, int]:
     return {f.column: int(stored.column(f.column).notna().sum()) for f in FEEDS}
 
 
-def _ask(http: Http, base_url: str, feeds: list[Feed], starts: dict, today) -> list:
-    """One source's feeds in turn, each answer a series or the SourceError it raised."""
+def unexpected(exc: Exception) -> str:
+    """One line for an exception nobody planned for: its type, words and where it was raised."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" (at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno})" if frame else ""
+    return " ".join(f"unexpected {type(exc).__name__}: {exc}{where}".split())
+
+
+def _ask(http: Http, base_url: str, feeds: list[Feed], starts: dict, now) -> list:
+    """One source's feeds in turn, each answer a series or the exception it raised."""
     answers = []
     for feed in feeds:
         try:
-            answers.append(FETCHERS[feed.source](http, base_url, feed.code, starts[feed], today))
-        except SourceError as exc:
+            answers.append(FETCHERS[feed.source](http, base_url, feed.code, starts[feed], now))
+        except Exception as exc:  # whatever one series raises, the others are still asked
             answers.append(exc)
     return answers
 
 
-def refresh(settings: Settings, folder, stored: Stored, log) -> tuple[Refresh, Stored]:
+def _record_failure(result: FeedResult, exc: Exception, history: pd.Series, log) -> None:
+    if isinstance(exc, SourceError):
+        result.status = "failed" if isinstance(exc, FetchFailed) else "rejected"
+        result.detail = str(exc)
+    else:
+        result.status, result.detail = "error", unexpected(exc)
+    feed, newest = result.feed, history.last_valid_index()
+    log.warning(
+        f"{feed.source} {feed.code} {result.status}; keeping stored {feed.column}",
+        reason=result.detail,
+        stored_newest=str(newest.date()) if newest is not None else None,
+    )
+
+
+def refresh(
+    settings: Settings, folder, stored: Stored, log, now: pd.Timestamp | None = None
+) -> tuple[Refresh, Stored]:
     """Ask every source for what is newer than `stored` (read from the cache `folder`, under
     its lock), check it, merge it in, write the cache; the report and what the cache now holds.
 
-    A source that fails or answers badly is reported and skipped; never raises for that."""
-    today = pd.Timestamp(datetime.now(UTC).date())
+    Never raises: a source that fails or answers badly, and any exception inside the refresh,
+    is reported (per series where it concerns one) and the run goes on with stored data."""
+    if now is None:
+        now = pd.Timestamp.now(tz="UTC")
+    try:
+        return _refresh(settings, folder, stored, log, now)
+    except Exception as exc:  # a bug here must not cost the run: it falls back like an outage
+        reason = unexpected(exc)
+        log.error("refresh failed; runs use stored data", error=reason)
+        failed = [FeedResult(f, "error", reason) for f in FEEDS]
+        return Refresh(failed, error=f"refresh failed: {reason}"), stored
+
+
+def _refresh(settings: Settings, folder, stored: Stored, log, now) -> tuple[Refresh, Stored]:
+    today = now.tz_convert("UTC").normalize().tz_localize(None)
     urls = {
         "yahoo": settings.yahoo_url,
         "mindicador": settings.mindicador_url,
@@ -125,15 +161,16 @@ def refresh(settings: Settings, folder, stored: Stored, log) -> tuple[Refresh, S
     by_source = {source: [f for f in FEEDS if f.source == source] for source in urls}
     answers = {}
     # The sources in parallel, so a host that hangs delays only its own feeds.
-    with ThreadPoolExecutor(max_workers=len(urls)) as pool:
-        jobs = {
-            source: pool.submit(
-                _ask, http, url.rstrip("/"), by_source[source], starts, today.date()
-            )
-            for source, url in urls.items()
-        }
-        for source, job in jobs.items():
-            answers.update(zip(by_source[source], job.result(), strict=True))
+    try:
+        with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+            jobs = {
+                source: pool.submit(_ask, http, url.rstrip("/"), by_source[source], starts, now)
+                for source, url in urls.items()
+            }
+            for source, job in jobs.items():
+                answers.update(zip(by_source[source], job.result(), strict=True))
+    finally:
+        http.close()
 
     report, accepted = Refresh(), {}
     for feed in FEEDS:
@@ -141,30 +178,22 @@ def refresh(settings: Settings, folder, stored: Stored, log) -> tuple[Refresh, S
         report.results.append(result)
         history = stored.column(feed.column)
         try:
-            if isinstance(answers[feed], SourceError):
+            if isinstance(answers[feed], Exception):
                 raise answers[feed]
             accepted[feed.column] = check(feed, answers[feed], history, today, log)
-        except SourceError as exc:
-            result.status = "failed" if isinstance(exc, FetchFailed) else "rejected"
-            result.detail = str(exc)
-            newest = history.last_valid_index()
-            log.warning(
-                f"{feed.source} {feed.code} {result.status}; keeping stored {feed.column}",
-                reason=str(exc),
-                stored_newest=str(newest.date()) if newest is not None else None,
-            )
+        except Exception as exc:  # an unforeseen answer spoils its own series only
+            _record_failure(result, exc, history, log)
     for column, (official, _) in CROSS_CHECKS.items():
         if column in accepted:
-            reference = stored.column(official).combine_first(
-                accepted.get(official, pd.Series(dtype=float))
-            )
             try:
+                reference = stored.column(official).combine_first(
+                    accepted.get(official, pd.Series(dtype=float))
+                )
                 cross_check(column, accepted[column], reference)
-            except SourceError as exc:
+            except Exception as exc:
                 del accepted[column]
                 result = next(r for r in report.results if r.feed.column == column)
-                result.status, result.detail = "rejected", str(exc)
-                log.warning(f"{column} rejected; keeping stored {column}", reason=str(exc))
+                _record_failure(result, exc, stored.column(column), log)
     return report, _store(folder, stored, accepted, report, log)
 
 
@@ -190,6 +219,8 @@ def _store(folder, stored: Stored, accepted: dict[str, pd.Series], report: Refre
             f"cannot write the cache in {folder} ({exc.strerror}); make it writable "
             "or point DATA_DIR at a writable folder"
         )
+    except Exception as exc:  # a bug in merging must not cost the run: the cache stays as it was
+        report.error = f"cache left as it was: {unexpected(exc)}"
     if report.error:
         log.error("cache not updated", error=report.error)
     return stored

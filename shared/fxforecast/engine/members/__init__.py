@@ -22,6 +22,8 @@ def configured_members(settings: Settings, params: HorizonParams) -> list[tuple[
         model=settings.chronos_model,
         min_available_mb=settings.chronos_min_available_mb,
         context_length=settings.chronos_context_length or params.chronos_context,
+        backend=settings.chronos_backend,
+        device=settings.chronos_device,
     )
     return [
         (RandomWalk(), True),

@@ -1,9 +1,14 @@
-"""Chronos-Bolt (Amazon's pretrained time-series transformer), used zero-shot on CPU in float32.
+"""Chronos-Bolt (Amazon's pretrained time-series transformer), used zero-shot in float32.
 
 Nothing is fitted: at each origin the model reads the last `context_length` genuine closes on or
-before it and predicts quantiles of the next steps. torch and transformers are imported on the
-first load only, so a service with ENABLE_CHRONOS=false never pays for them; the pipeline is then
-kept (one per process) for every later call until `release`.
+before it and predicts quantiles of the next steps. Two backends give the same quantiles:
+- numpy (chronos_fast; the folder's checks in chronos_files): a local model folder that
+  `fxforecast chronos-export` has checked runs in plain numpy on the CPU; torch and transformers
+  are never imported.
+- library (chronos_library): the chronos-forecasting pipeline, the reference, on CPU or CUDA
+  (CHRONOS_DEVICE); torch and transformers are imported on its first load only.
+CHRONOS_BACKEND=auto takes the numpy path when the export is there and matches the model, else
+the library, recording why. The loaded model is kept (one per process) until `release`.
 
 Two gaps between Bolt and the ensemble's contract are bridged deliberately:
 - Bolt predicts only the 0.1..0.9 quantiles (wider levels would be clamped to 0.1/0.9). The 0.025
@@ -23,82 +28,32 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import norm
 
-from ...errors import FxError
 from ...memory import available_mb, rss_mb
+from . import chronos_files
 from .base import Fitted, Member, closes_until
+from .chronos_fast import NumpyBolt
+from .chronos_files import FastPathUnavailable
+from .chronos_library import ChronosUnavailable, LibraryBolt, load_pipeline, model_source
 
 BOLT_LEVELS = [0.1, 0.5, 0.9]  # asked of the model; the ensemble's 0.025/0.975 are derived
 OUTER_RATIO = float(norm.ppf(0.975) / norm.ppf(0.9))
-MODEL_FILES = ("config.json", "model.safetensors")
 
-_pipelines: dict = {}  # model -> loaded pipeline; at most one entry (one pipeline per process)
+_pipelines: dict = {}  # (model, backend, device) -> loaded model; at most one entry per process
 
 
 class NotEnoughMemory(Exception):
     pass
 
 
-class ChronosUnavailable(FxError):
-    pass
-
-
-def model_source(model: str) -> str:
-    """A local folder holding the model files, or else a Hugging Face id."""
-    folder = Path(model).expanduser()
-    if not (folder.is_dir() or model.startswith(("/", ".", "~"))):
-        return model
-    if not folder.is_dir():
-        raise ChronosUnavailable(
-            f"CHRONOS_MODEL folder {folder} does not exist; run make "
-            "chronos-download or give a Hugging Face id"
+def fast_model(source: str, device: str) -> NumpyBolt:
+    if device == "cuda":
+        raise FastPathUnavailable("CHRONOS_DEVICE=cuda: the numpy path runs on the CPU only")
+    if not Path(source).is_dir():
+        raise FastPathUnavailable(
+            f"CHRONOS_MODEL={source} is a Hugging Face id; the numpy path needs a local folder "
+            "exported with fxforecast chronos-export"
         )
-    missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
-    if missing:
-        raise ChronosUnavailable(
-            f"CHRONOS_MODEL folder {folder} has no {' or '.join(missing)}; point it at a folder "
-            "holding config.json and model.safetensors (make chronos-download)"
-        )
-    return str(folder)
-
-
-def load_pipeline(model: str):
-    """The library's own loader, on CPU in float32 (bfloat16 is emulated, slowly, on most CPUs)."""
-    source = model_source(model)
-    import torch
-    from chronos import BaseChronosPipeline, ChronosBoltPipeline
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # a batch service: no progress bars in its logs
-    try:
-        pipeline = BaseChronosPipeline.from_pretrained(
-            source, device_map="cpu", dtype=torch.float32
-        )
-    except Exception as exc:  # no network, wrong id, corrupt files, out of memory
-        raise ChronosUnavailable(f"cannot load CHRONOS_MODEL={model}: {first_line(exc)}") from exc
-    if not isinstance(pipeline, ChronosBoltPipeline):
-        raise ChronosUnavailable(
-            f"CHRONOS_MODEL={model} is a {type(pipeline).__name__}, not a Chronos-Bolt model"
-        )
-    return pipeline
-
-
-def download(repo: str, folder: Path) -> Path:
-    """Save a model's two files into `folder` (needs network), for servers that run offline."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        snapshot_download(repo, local_dir=folder, allow_patterns=list(MODEL_FILES))
-    except Exception as exc:
-        raise FxError(
-            f"could not download {repo} into {folder}: {first_line(exc)}; this needs network "
-            "access to the Hugging Face hub"
-        ) from exc
-    model_source(str(folder))  # both files are there
-    return folder
-
-
-def first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return chronos_files.load(Path(source))
 
 
 def ensemble_levels(bolt: np.ndarray, steps: int) -> np.ndarray:
@@ -132,6 +87,9 @@ class _ChronosFitted(Fitted):
 
 
 FIGURES = (
+    "backend_used",
+    "device_used",
+    "fast_path_reason",
     "context_length",
     "load_s",
     "predict_s",
@@ -149,6 +107,8 @@ class ChronosBolt(Member):
     model: str  # a Hugging Face id or a folder (CHRONOS_MODEL)
     min_available_mb: int  # skip below this much available memory
     context_length: int  # business days of history given to the model
+    backend: str = "auto"  # CHRONOS_BACKEND: auto, numpy or library
+    device: str = "auto"  # CHRONOS_DEVICE: auto, cpu or cuda (the library's)
     skipped: bool = field(default=False, init=False)
     figures: dict = field(default_factory=lambda: dict.fromkeys(FIGURES), init=False)
 
@@ -156,9 +116,10 @@ class ChronosBolt(Member):
         return _ChronosFitted(self, self.context_length)
 
     def pipeline(self):
-        """The process's pipeline for this model, loaded on first use after a memory check."""
-        if self.model in _pipelines:
-            return _pipelines[self.model]
+        """The process's loaded model, loaded on first use after a memory check."""
+        key = (self.model, self.backend, self.device)
+        if key in _pipelines:
+            return _pipelines[key]
         _pipelines.clear()  # another model's pipeline, if any, goes before this one loads
         available = self.figures["available_mb"] = available_mb()
         if available < self.min_available_mb:
@@ -169,28 +130,39 @@ class ChronosBolt(Member):
             )
         self.figures["rss_before_mb"] = rss_mb()
         started = time.perf_counter()
-        _pipelines[self.model] = load_pipeline(self.model)
+        loaded = self._load()
         self.figures["load_s"] = round(time.perf_counter() - started, 3)
-        return _pipelines[self.model]
+        self.figures["backend_used"], self.figures["device_used"] = loaded.backend, loaded.device
+        _pipelines[key] = loaded
+        return loaded
+
+    def _load(self) -> NumpyBolt | LibraryBolt:
+        """The backend the settings ask for; auto records why the numpy path was not taken."""
+        source = model_source(self.model)
+        backend, device = self.backend, self.device
+        if backend != "library":
+            try:
+                return fast_model(source, device)
+            except FastPathUnavailable as exc:
+                if backend == "numpy":
+                    raise ChronosUnavailable(f"CHRONOS_BACKEND=numpy: {exc}") from exc
+                self.figures["fast_path_reason"] = str(exc)
+        return load_pipeline(self.model, device)
 
     def predict(self, contexts: list[np.ndarray], steps: int) -> np.ndarray:
         """Every context in one batched call: (series, min(steps, model length), 3) in CLP."""
-        pipeline = self.pipeline()
-        import torch  # only now: the memory guard runs before anything heavy is imported
-
-        contexts = [c[-pipeline.model_context_length :] for c in contexts]  # what Bolt reads
+        model = self.pipeline()
+        contexts = [c[-model.context_length :] for c in contexts]  # what Bolt reads
         self.figures["context_length"] = len(contexts[-1])  # the last: the as-of's, in a run
         started = time.perf_counter()
-        quantiles, _ = pipeline.predict_quantiles(
-            [torch.tensor(c, dtype=torch.float32) for c in contexts],
-            prediction_length=min(steps, pipeline.model_prediction_length),
-            quantile_levels=BOLT_LEVELS,
+        quantiles = model.predict_quantiles(
+            contexts, min(steps, model.prediction_length), BOLT_LEVELS
         )
         self.figures["predict_s"] = round(
             (self.figures["predict_s"] or 0) + time.perf_counter() - started, 3
         )
         self.figures["rss_after_mb"] = rss_mb()
-        return quantiles.numpy()
+        return quantiles
 
     def release(self) -> None:
         """Free the pipeline: its memory goes back before the outputs are drawn."""
@@ -204,6 +176,8 @@ class ChronosBolt(Member):
         return {
             "enabled": outcome.status != "disabled",
             "model": self.model,
+            "backend": self.backend,
+            "device": self.device,
             **self.figures,
             "status": "skipped" if self.skipped else outcome.status,
             "reason": outcome.reason,
