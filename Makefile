@@ -7,7 +7,7 @@ ARGS ?=
 
 .PHONY: install forecast run-7d run-15d run-30d run-90d test bench bench-refresh fetch-data lint \
 	clean backtest enable-chronos disable-chronos status chronos-download bench-chronos \
-	bench-backtest
+	report bench-report bench-backtest
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ enable-chronos disable-chronos: %-chronos: $(STAMP)
 status: $(STAMP)
 	$(BIN)/fxforecast status $(ARGS)
 
+# One self-contained HTML page of every service's history (OUTPUT_DIR/report/index.html).
+report: $(STAMP)
+	$(BIN)/fxforecast report $(ARGS)
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
@@ -45,6 +49,10 @@ fetch-data: $(STAMP)
 
 bench-refresh: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_refresh
+
+# Time to render the report from five years of weekly runs of the four services.
+bench-report: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_report
 
 # Chronos-Bolt-Small's two files into models/, for servers that later run offline (needs network),
 # then exported for the numpy path: services given that folder never import torch.

@@ -181,6 +181,35 @@ def _status(args) -> int:
     return show_status(settings, args.last, args.json, datetime.now(UTC))
 
 
+def _add_report(sub):
+    report = sub.add_parser(
+        "report", help="one self-contained HTML page of every service's history, for operators"
+    )
+    report.add_argument("--env-file", type=Path, help="a .env file to take the paths from")
+    report.add_argument("--out", type=Path, help="the page (default OUTPUT_DIR/report/index.html)")
+    report.add_argument("--metrics", type=Path, help="metrics file (default METRICS_LOG_PATH)")
+    report.add_argument("--db", type=Path, help="forecast database (default FORECAST_DB)")
+    report.add_argument("--output-dir", type=Path, help="the services' OUTPUT_DIR (fan charts)")
+    report.add_argument("--data-dir", type=Path, help="data with the actual rates (DATA_DIR)")
+
+
+def _report(args) -> int:
+    from .ops.report.page import default_path, write_report
+    from .ops.runlog import configure_logging
+
+    settings = load_settings(
+        args.env_file,
+        metrics_log_path=args.metrics,
+        forecast_db=args.db,
+        output_dir=args.output_dir,
+        data_dir=args.data_dir,
+    )
+    log = configure_logging("report", settings.log_dir)
+    out = write_report(settings, args.out or default_path(settings), datetime.now(UTC), log)
+    print(f"report: {out}")
+    return 0
+
+
 def _add_rollout(sub):
     rollout = sub.add_parser("rollout", help="switch Chronos on or off for one service")
     rollout.add_argument("--service", required=True, help="e.g. forecaster_7d")
@@ -246,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backtest(sub)
     _add_fetch_data(sub)
     _add_status(sub)
+    _add_report(sub)
     _add_rollout(sub)
     _add_chronos_download(sub)
     _add_chronos_export(sub)
@@ -257,6 +287,7 @@ COMMANDS = {
     "backtest": _backtest,
     "fetch-data": _fetch_data,
     "status": _status,
+    "report": _report,
     "rollout": _rollout,
     "chronos-download": _chronos_download,
     "chronos-export": _chronos_export,

@@ -70,7 +70,8 @@ def test_each_service_end_to_end(service, tmp_path):
     assert line["peak_rss_mb"] > 50
     assert line["warnings"], "the 2024 snapshot is old: the run must warn"
     log_lines = (tmp_path / "logs" / f"{service}.log").read_text().splitlines()
-    assert json.loads(log_lines[-1])["event"] == "forecast written"
+    events = [json.loads(line)["event"] for line in log_lines]
+    assert "forecast written" in events and events[-1] == "report refreshed"
     assert f"forecast: {folder}/forecast.json" in done.stdout or "forecast.json" in done.stdout
 
 
@@ -112,7 +113,7 @@ def test_bad_data_fails_cleanly_and_loses_nothing(tmp_path, data_copy):
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith("error: ") and "lacks column(s) Copper" in lines[-1]
     assert "Traceback" not in done.stderr
-    assert not (tmp_path / "output").exists()
+    assert not (tmp_path / "output" / "forecaster_7d").exists()  # only the report page
     [line] = metrics_lines(tmp_path / "metrics.jsonl")
     assert line["status"] == "failed" and "Copper" in line["error"]
 
@@ -133,7 +134,7 @@ def test_failed_rendering_leaves_no_partial_output(tmp_path, monkeypatch):
     )
     code = service.run_service("forecaster_7d", 7, settings)
     assert code == 1
-    assert not list((tmp_path / "output").rglob("*.*"))
+    assert not list((tmp_path / "output" / "forecaster_7d").rglob("*.*"))
     [line] = metrics_lines(tmp_path / "metrics.jsonl")
     assert line["status"] == "failed" and "MemoryError" in line["error"]
 

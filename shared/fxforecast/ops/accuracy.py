@@ -16,7 +16,7 @@ from .store import load_forecasts
 ACCURACY_WINDOWS_MONTHS = (3, 6, 12)
 
 
-def _scored(forecasts: list[dict], closes: pd.Series) -> pd.DataFrame:
+def scored_forecasts(forecasts: list[dict], closes: pd.Series) -> pd.DataFrame:
     """One row per stored forecast whose target date has an actual close in the data."""
     rows = []
     for forecast in forecasts:
@@ -54,7 +54,7 @@ def _window_scores(rows: pd.DataFrame) -> dict:
 def accuracy_report(forecasts: list[dict], closes: pd.Series, source: str) -> dict:
     """Per service: errors of the median at the target date, rel_MAE vs no-change and interval
     coverage, over the last 3, 6 and 12 months back from its newest scored target date."""
-    scored = _scored(forecasts, closes)
+    scored = scored_forecasts(forecasts, closes)
     services = {}
     for name in sorted({f["service"] for f in forecasts}):
         rows = scored[scored["service"] == name] if len(scored) else scored
@@ -91,13 +91,17 @@ def _format_accuracy(report: dict) -> str:
     return "\n".join(lines)
 
 
-def show_accuracy(settings: Settings, as_json: bool) -> int:
-    forecasts = load_forecasts(settings.forecast_db)
-    # The actuals come from the same data the services read (the cache when it is newer than
-    # the snapshot), without refreshing it.
-    log = configure_logging("status", settings.log_dir)
+def actual_closes(settings: Settings, log) -> tuple[pd.Series, str]:
+    """The actual closes and where they came from: the same data the services read (the cache
+    when it is newer than the snapshot), without refreshing it."""
     stored = load_for_run(replace(settings, data_refresh=False), log)
     data = clean(stored.raw)
-    report = accuracy_report(forecasts, data.filled_close(), data.source)
+    return data.filled_close(), data.source
+
+
+def show_accuracy(settings: Settings, as_json: bool) -> int:
+    forecasts = load_forecasts(settings.forecast_db)
+    closes, source = actual_closes(settings, configure_logging("status", settings.log_dir))
+    report = accuracy_report(forecasts, closes, source)
     print(json.dumps(report, indent=2) if as_json else _format_accuracy(report))
     return 0

@@ -20,6 +20,7 @@ from ..memory import available_mb, peak_rss_mb
 from ..quantiles import QUANTILE_COLUMNS
 from ..settings import Settings
 from .outputs import render, steps_table
+from .report.page import refresh_after_run
 from .runlog import append_metrics, configure_logging
 from .store import save_forecast
 
@@ -90,6 +91,7 @@ def run_service(service: str, days: int, settings: Settings, as_of=None, debug=F
     record["runtime_s"] = round(time.perf_counter() - started, 3)
     record["peak_rss_mb"] = peak_rss_mb()
     record["available_mb"] = available_mb()
+    refresh_after_run(settings, record, log)
     try:
         append_metrics(settings.metrics_log_path, record)
     except OSError as exc:

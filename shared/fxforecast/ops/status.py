@@ -17,7 +17,7 @@ STALE_AFTER_DAYS = 8
 STANDARD_SERVICES = [f"forecaster_{days}d" for days in sorted(HORIZONS)]
 
 
-def _timestamp(record: dict) -> datetime | None:
+def run_timestamp(record: dict) -> datetime | None:
     try:
         moment = datetime.fromisoformat(record["timestamp"])
     except (KeyError, TypeError, ValueError):
@@ -45,7 +45,7 @@ def read_metrics(path: Path) -> tuple[list[dict], list[str]]:
             if (
                 not isinstance(record, dict)
                 or not isinstance(record.get("service"), str)
-                or _timestamp(record) is None
+                or run_timestamp(record) is None
             ):
                 skipped.append(f"{path} line {number}: no service name or timestamp")
                 continue
@@ -93,7 +93,9 @@ def service_health(runs: list[dict], last_n: int, now: datetime) -> dict:
     last = runs[-1]
     successes = [r for r in runs if r.get("status") in SUCCESS]
     days_since = (
-        round((now - _timestamp(successes[-1])).total_seconds() / 86400, 1) if successes else None
+        round((now - run_timestamp(successes[-1])).total_seconds() / 86400, 1)
+        if successes
+        else None
     )
     runtimes, peaks = _numbers(recent, "runtime_s"), _numbers(recent, "peak_rss_mb")
     alerts = []
