@@ -1,23 +1,14 @@
 """The `fxforecast` command. Every failure is one line on stderr and a non-zero exit code."""
 
 import argparse
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
-
-from .errors import ConfigError, FxError
+from .errors import FxError
+from .evaluation.command import add_backtest, backtest, date_arg, positive_arg
 from .horizons import HORIZONS
-from .settings import CHOICES, Settings, load_settings
-
-
-def _date(text: str) -> pd.Timestamp:
-    try:
-        return pd.Timestamp(pd.to_datetime(text, format="%Y-%m-%d"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a yyyy-mm-dd date") from None
+from .settings import Settings, load_settings
 
 
 def _add_run(sub):
@@ -31,7 +22,7 @@ def _add_run(sub):
         help="horizon in calendar days",
     )
     run.add_argument("--env-file", type=Path, help="the service's .env file")
-    run.add_argument("--as-of", type=_date, help="forecast as of this date (yyyy-mm-dd)")
+    run.add_argument("--as-of", type=date_arg, help="forecast as of this date (yyyy-mm-dd)")
     run.add_argument("--data-dir", type=Path, help="folder with market_daily.csv, rates_daily.csv")
     run.add_argument("--output-dir", type=Path, help="where forecasts are written")
     run.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -43,91 +34,6 @@ def _run(args) -> int:
     service = args.service or f"forecaster_{args.horizon}d"
     settings = load_settings(args.env_file, data_dir=args.data_dir, output_dir=args.output_dir)
     return run_service(service, args.horizon, settings, args.as_of, args.debug)
-
-
-def _horizons(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of days"
-        ) from None
-    unknown = [v for v in values if v not in HORIZONS]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unsupported horizon(s) {unknown}; choose from {sorted(HORIZONS)}"
-        )
-    return values
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return int(text)
-
-
-def _add_backtest(sub):
-    bt = sub.add_parser("backtest", help="rolling-origin backtest against the random walk")
-    bt.add_argument(
-        "--horizons",
-        type=_horizons,
-        default=(7, 15, 30, 90),
-        help="comma-separated horizons in days (default 7,15,30,90)",
-    )
-    bt.add_argument("--start", type=_date, required=True, help="first origin week (yyyy-mm-dd)")
-    bt.add_argument("--end", type=_date, required=True, help="last origin week (yyyy-mm-dd)")
-    bt.add_argument("--data-dir", type=Path, help="folder with market_daily.csv, rates_daily.csv")
-    bt.add_argument("--env-file", type=Path, help=".env whose ENABLE_* settings to use")
-    bt.add_argument("--jobs", type=_positive, default=1, help="origins run in parallel")
-    bt.add_argument(
-        "--scheduler",
-        default=os.environ.get("DASK_SCHEDULER") or None,
-        metavar="ADDRESS",
-        help="run the blocks on this Dask scheduler's workers instead of --jobs local "
-        "processes (default: DASK_SCHEDULER)",
-    )
-    bt.add_argument("--every", type=_positive, default=1, help="keep every K-th weekly origin")
-    bt.add_argument(
-        "--refit-weeks",
-        type=int,
-        default=4,
-        help="refit each member's final model every R weeks (0: at every origin)",
-    )
-    bt.add_argument("--out", type=Path, required=True, help="folder for the results")
-    bt.add_argument(
-        "--combiner",
-        choices=CHOICES["COMBINER"],
-        help="how members' forecasts become one (default: COMBINER, else greedy)",
-    )
-    bt.add_argument(
-        "--calibration",
-        choices=CHOICES["CALIBRATION"],
-        help="how the intervals are set (default: CALIBRATION, else regime)",
-    )
-
-
-def _backtest(args) -> int:
-    from .evaluation.backtest import BacktestSpec, run_backtest
-    from .marketdata.schema import load_raw
-
-    if args.start > args.end:
-        raise ConfigError(f"--start {args.start.date()} is after --end {args.end.date()}")
-    settings = load_settings(
-        args.env_file,
-        data_dir=args.data_dir,
-        combiner=args.combiner,
-        calibration=args.calibration,
-    )
-    spec = BacktestSpec(
-        args.horizons, str(args.start.date()), str(args.end.date()), args.every, args.refit_weeks
-    )
-    raw = load_raw(settings.data_dir)
-    metrics = run_backtest(raw, settings, spec, args.out, args.jobs, scheduler=args.scheduler)
-    shown = metrics[metrics["model"].isin(["ensemble", "random_walk"])]
-    columns = ["model", "horizon_days", "n", "rel_mae", "rel_wql", "coverage80", "coverage95"]
-    print(shown[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"results: {args.out}/metrics.md, forecasts.csv, coverage.png, relative_error.png")
-    return 0
 
 
 def _add_fetch_data(sub):
@@ -156,7 +62,7 @@ def _add_status(sub):
     status.add_argument("--data-dir", type=Path, help="data with the actual rates (DATA_DIR)")
     status.add_argument(
         "--last",
-        type=_positive,
+        type=positive_arg,
         default=10,
         metavar="N",
         help="runs per service the rates and maxima cover (default 10)",
@@ -272,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxforecast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
-    _add_backtest(sub)
+    add_backtest(sub)
     _add_fetch_data(sub)
     _add_status(sub)
     _add_report(sub)
@@ -284,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "run": _run,
-    "backtest": _backtest,
+    "backtest": backtest,
     "fetch-data": _fetch_data,
     "status": _status,
     "report": _report,

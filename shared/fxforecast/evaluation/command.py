@@ -1,0 +1,104 @@
+"""The `fxforecast backtest` command: its arguments, their checks and what it prints (the
+date and count argument types serve the other commands too)."""
+
+import argparse
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import ConfigError
+from ..horizons import HORIZONS
+from ..settings import CHOICES, load_settings
+
+
+def date_arg(text: str) -> pd.Timestamp:
+    try:
+        return pd.Timestamp(pd.to_datetime(text, format="%Y-%m-%d"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a yyyy-mm-dd date") from None
+
+
+def horizons_arg(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of days"
+        ) from None
+    unknown = [v for v in values if v not in HORIZONS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unsupported horizon(s) {unknown}; choose from {sorted(HORIZONS)}"
+        )
+    return values
+
+
+def positive_arg(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def add_backtest(sub):
+    bt = sub.add_parser("backtest", help="rolling-origin backtest against the random walk")
+    bt.add_argument(
+        "--horizons",
+        type=horizons_arg,
+        default=(7, 15, 30, 90),
+        help="comma-separated horizons in days (default 7,15,30,90)",
+    )
+    bt.add_argument("--start", type=date_arg, required=True, help="first origin week (yyyy-mm-dd)")
+    bt.add_argument("--end", type=date_arg, required=True, help="last origin week (yyyy-mm-dd)")
+    bt.add_argument("--data-dir", type=Path, help="folder with market_daily.csv, rates_daily.csv")
+    bt.add_argument("--env-file", type=Path, help=".env whose ENABLE_* settings to use")
+    bt.add_argument("--jobs", type=positive_arg, default=1, help="origins run in parallel")
+    bt.add_argument(
+        "--scheduler",
+        default=os.environ.get("DASK_SCHEDULER") or None,
+        metavar="ADDRESS",
+        help="run the blocks on this Dask scheduler's workers instead of --jobs local "
+        "processes (default: DASK_SCHEDULER)",
+    )
+    bt.add_argument("--every", type=positive_arg, default=1, help="keep every K-th weekly origin")
+    bt.add_argument(
+        "--refit-weeks",
+        type=int,
+        default=4,
+        help="refit each member's final model every R weeks (0: at every origin)",
+    )
+    bt.add_argument("--out", type=Path, required=True, help="folder for the results")
+    bt.add_argument(
+        "--combiner",
+        choices=CHOICES["COMBINER"],
+        help="how members' forecasts become one (default: COMBINER, else greedy)",
+    )
+    bt.add_argument(
+        "--calibration",
+        choices=CHOICES["CALIBRATION"],
+        help="how the intervals are set (default: CALIBRATION, else regime)",
+    )
+
+
+def backtest(args) -> int:
+    from ..marketdata.schema import load_raw
+    from .backtest import BacktestSpec, run_backtest
+
+    if args.start > args.end:
+        raise ConfigError(f"--start {args.start.date()} is after --end {args.end.date()}")
+    settings = load_settings(
+        args.env_file,
+        data_dir=args.data_dir,
+        combiner=args.combiner,
+        calibration=args.calibration,
+    )
+    spec = BacktestSpec(
+        args.horizons, str(args.start.date()), str(args.end.date()), args.every, args.refit_weeks
+    )
+    raw = load_raw(settings.data_dir)
+    metrics = run_backtest(raw, settings, spec, args.out, args.jobs, scheduler=args.scheduler)
+    shown = metrics[metrics["model"].isin(["ensemble", "random_walk"])]
+    columns = ["model", "horizon_days", "n", "rel_mae", "rel_wql", "coverage80", "coverage95"]
+    print(shown[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"results: {args.out}/metrics.md, forecasts.csv, coverage.png, relative_error.png")
+    return 0
