@@ -91,11 +91,12 @@ def _format_accuracy(report: dict) -> str:
     return "\n".join(lines)
 
 
-def actual_closes(settings: Settings, log) -> tuple[pd.Series, str]:
+def actual_closes(settings: Settings, log, raw=None) -> tuple[pd.Series, str]:
     """The actual closes and where they came from: the same data the services read (the cache
-    when it is newer than the snapshot), without refreshing it."""
-    stored = load_for_run(replace(settings, data_refresh=False), log)
-    data = clean(stored.raw)
+    when it is newer than the snapshot), without refreshing it; `raw` when already loaded."""
+    if raw is None:
+        raw = load_for_run(replace(settings, data_refresh=False), log).raw
+    data = clean(raw)
     return data.filled_close(), data.source
 
 

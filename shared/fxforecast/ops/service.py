@@ -74,9 +74,10 @@ def run_service(service: str, days: int, settings: Settings, as_of=None, debug=F
     }
     exit_code = 1
     hint = ""
+    loaded = {}  # the run's market data, so the report's actuals need not read it again
     try:
         with service_lock(settings.log_dir / f"{service}.lock", log):
-            exit_code = _forecast(service, days, settings, as_of, log, record)
+            exit_code = _forecast(service, days, settings, as_of, log, record, loaded)
     except FxError as exc:
         record["error"] = str(exc)
         exit_code = exc.exit_code
@@ -91,7 +92,7 @@ def run_service(service: str, days: int, settings: Settings, as_of=None, debug=F
     record["runtime_s"] = round(time.perf_counter() - started, 3)
     record["peak_rss_mb"] = peak_rss_mb()
     record["available_mb"] = available_mb()
-    refresh_after_run(settings, record, log)
+    refresh_after_run(settings, record, log, loaded.get("raw"))
     try:
         append_metrics(settings.metrics_log_path, record)
     except OSError as exc:
@@ -116,9 +117,10 @@ def _store(db_path, payload, log, record) -> None:
         log.warning("forecast not stored", db=str(db_path), error=str(exc))
 
 
-def _forecast(service, days, settings, as_of, log, record) -> int:
+def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
     params = horizon_params(days)
     resolved = load_for_run(settings, log)  # live refresh -> cache -> snapshot
+    loaded["raw"] = resolved.raw
     data = clean(resolved.raw, as_of)
     record["as_of"] = str(data.as_of.date())
     age_days = (pd.Timestamp(datetime.now(UTC).date()) - data.as_of).days

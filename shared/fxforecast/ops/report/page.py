@@ -20,7 +20,7 @@ from .sections import HEALTH_LAST_N, overview, service_section
 SKIPPED_LISTED = 10
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1100px;
-padding:0 12px 40px;color:#222;line-height:1.4}
+padding:0 12px 40px;color:#222;line-height:1.4;overflow-wrap:anywhere}
 h1{font-size:1.5em}h2{border-top:2px solid #444;padding-top:10px;margin-top:36px}
 h3{font-size:1.05em;margin:22px 0 6px}
 figure{margin:6px 0}img.chart{width:100%;height:auto;display:block}
@@ -34,11 +34,11 @@ nav a{margin-right:12px}
 """
 
 
-def _realized(settings: Settings, log) -> tuple[dict | None, pd.DataFrame, str]:
+def _realized(settings: Settings, log, raw=None) -> tuple[dict | None, pd.DataFrame, str]:
     """The accuracy report and scored forecasts, or None and why they are unavailable."""
     try:
         forecasts = load_forecasts(settings.forecast_db)
-        closes, source = actual_closes(settings, log)
+        closes, source = actual_closes(settings, log, raw)
     except FxError as exc:
         return None, pd.DataFrame(), f"Realized accuracy unavailable: {exc}"
     report = accuracy_report(forecasts, closes, source)
@@ -49,8 +49,11 @@ def _realized(settings: Settings, log) -> tuple[dict | None, pd.DataFrame, str]:
     return report, scored_forecasts(forecasts, closes), note
 
 
-def build_page(settings: Settings, now: datetime, log, pending: dict | None = None) -> str:
-    """The page's HTML. `pending`: a service run's own record, not yet appended to the log."""
+def build_page(
+    settings: Settings, now: datetime, log, pending: dict | None = None, raw=None
+) -> str:
+    """The page's HTML. `pending`: a service run's own record, not yet appended to the log;
+    `raw`: the market data that run already loaded (else it is read)."""
     path = settings.metrics_log_path
     runs, skipped = read_metrics(path) if pending is None or path.is_file() else ([], [])
     if pending is not None:
@@ -59,7 +62,7 @@ def build_page(settings: Settings, now: datetime, log, pending: dict | None = No
     for record in runs:
         by_service.setdefault(record["service"], []).append(record)
     healths = {name: service_health(rs, HEALTH_LAST_N, now) for name, rs in by_service.items()}
-    accuracy, scored, accuracy_note = _realized(settings, log)
+    accuracy, scored, accuracy_note = _realized(settings, log, raw)
     colours = member_colours(runs)
     skipped_html = ""
     if skipped:
@@ -92,22 +95,22 @@ def default_path(settings: Settings) -> Path:
 
 
 def write_report(
-    settings: Settings, out: Path, now: datetime, log, pending: dict | None = None
+    settings: Settings, out: Path, now: datetime, log, pending: dict | None = None, raw=None
 ) -> Path:
     """Render the page and put it at `out` atomically (a reader never sees half a page)."""
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give a file path such as {out}/index.html")
-    page = build_page(settings, now, log, pending)
+    page = build_page(settings, now, log, pending, raw)
     write_all(out.parent, {out.name: page.encode()})
     return out
 
 
-def refresh_after_run(settings: Settings, record: dict, log) -> None:
+def refresh_after_run(settings: Settings, record: dict, log, raw=None) -> None:
     """A service run's last step: the page, this run included. The forecast is already written,
     so a page that cannot be drawn is a warning in the run's metrics line, never a failure."""
     out, started = default_path(settings), time.perf_counter()
     try:
-        write_report(settings, out, datetime.now(UTC), log, pending=record)
+        write_report(settings, out, datetime.now(UTC), log, pending=record, raw=raw)
         log.info("report refreshed", out=str(out), seconds=round(time.perf_counter() - started, 2))
     except Exception as exc:  # any problem alike: disk, permissions, a record we cannot draw
         record.setdefault("warnings", []).append(
