@@ -103,9 +103,7 @@ class RegimeWidths:
     factor: float  # on every level's log-distance from the median
 
     def apply(self, path: np.ndarray) -> np.ndarray:
-        log_path = np.log(path)
-        log_median = log_path[:, [MEDIAN]]
-        return np.sort(np.exp(log_median + self.factor * (log_path - log_median)), axis=1)
+        return calibrate(path, {"80": self.factor, "95": self.factor})
 
     def info(self) -> dict:
         return {
