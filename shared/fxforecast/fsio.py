@@ -45,7 +45,7 @@ STAGING = ".{name}.partial-{pid}"
 def remove_staging(parent: Path) -> list[str]:
     """Remove the staging folders that killed writers left in `parent`. Call it only where no
     other writer can be at work (a service holds its lock)."""
-    found = sorted(parent.glob(STAGING.format(name="*", pid="*"))) if parent.is_dir() else []
+    found = sorted(p for p in parent.glob(STAGING.format(name="*", pid="*")) if p.is_dir())
     for staging in found:
         shutil.rmtree(staging, ignore_errors=True)
     return [str(staging) for staging in found]
