@@ -1,5 +1,5 @@
-"""One ensemble forecast: validation set -> every member run -> combination -> calibration
--> the gate (gate.py), with the random walk's forecast as the fallback when the ensemble's fails it.
+"""One ensemble forecast: validation set -> every member run -> combination -> calibration ->
+the gate (gate.py); the random walk's forecast replaces one that fails it.
 
 Each step is its own unit (validation.py, runner.py, combiner.py, calibration.py); this module
 only sequences them, with one BLAS/OpenMP thread so results are identical to the last digit
