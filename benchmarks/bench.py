@@ -1,4 +1,6 @@
-"""`make bench`: wall time and peak RSS of each service run, each in a fresh process.
+"""`make bench`: wall time and peak RSS of each service run, each in a fresh process, and the
+import floor (a fresh interpreter importing what a run imports, doing nothing else), so the
+figures can be stated as ratios that carry over between machines.
 
 Prints numbers; asserts nothing. Runs on the embedded data into a temporary folder.
 """
@@ -40,9 +42,18 @@ def run_once(service: str, workdir: Path, extra_env: dict | None = None) -> dict
     return record
 
 
+def import_floor() -> float:
+    """Wall time of a fresh interpreter that only imports the service's modules."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import fxforecast.ops.service"], check=True)
+    return time.perf_counter() - started
+
+
 def main(repeats: int = 3) -> None:
+    floor = sorted(import_floor() for _ in range(repeats))[repeats // 2]
+    print(f"import floor: {floor:.2f} s (median of {repeats})")
     print(
-        f"{'service':<16}{f'wall s (median of {repeats})':>24}{'in-run s':>10}"
+        f"{'service':<16}{f'wall s (median of {repeats})':>24}{'x floor':>9}{'in-run s':>10}"
         f"{'peak RSS MB':>13}  status"
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,10 +62,14 @@ def main(repeats: int = 3) -> None:
             runs.sort(key=lambda r: r["wall_s"])
             mid = runs[len(runs) // 2]
             print(
-                f"{service:<16}{mid['wall_s']:>24.2f}{mid['runtime_s']:>10.2f}"
-                f"{max(r['peak_rss_mb'] for r in runs):>13.0f}  {mid['status']}"
+                f"{service:<16}{mid['wall_s']:>24.2f}{mid['wall_s'] / floor:>9.1f}"
+                f"{mid['runtime_s']:>10.2f}{max(r['peak_rss_mb'] for r in runs):>13.0f}"
+                f"  {mid['status']}"
             )
-    print(f"(2 cores: {os.cpu_count()} CPUs visible; Chronos off; embedded data)")
+    print(
+        f"({os.cpu_count()} CPUs visible, load average {os.getloadavg()[0]:.1f}; Chronos off; "
+        "embedded data)"
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ parse_arguments() {
         shift "$USED"
     done
     [ -n "$PREFIX" ] || die "no PREFIX given; $usage"
-    [[ $PREFIX = /* ]] || PREFIX="$PWD/$PREFIX"
-    PREFIX=${PREFIX%/}
+    # Resolved (., .., symlinks) so that no spelling of a folder passes for another.
+    PREFIX=$(realpath -m -- "$PREFIX")
 }
 
 # Run a command, or with --dry-run only say it.

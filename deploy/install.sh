@@ -3,15 +3,18 @@
 # (only where none exists: an operator's settings are never overwritten), the weekly crontab
 # lines (merged into the user's crontab; other lines are kept) and a logrotate rule for logs/.
 # Re-running it updates the code and changes nothing else. Everything it adds is listed in
-# PREFIX/.fxforecast-manifest, which deploy/uninstall.sh reads to remove exactly that.
+# PREFIX/.fxforecast-manifest, which deploy/uninstall.sh reads to remove exactly that. A file
+# in PREFIX that an earlier install did not create is never overwritten: the install refuses,
+# or with --force moves it into a backup folder first.
 set -euo pipefail
 
-usage="usage: deploy/install.sh PREFIX [--dry-run] [--crontab-user USER] [--logrotate-dir DIR]"
-SOURCE=$(cd "$(dirname "$0")/.." && pwd)
-CRON_USER=$(id -un) LOGROTATE_DIR=/etc/logrotate.d
+usage="usage: deploy/install.sh PREFIX [--dry-run] [--force] [--crontab-user USER] [--logrotate-dir DIR]"
+SOURCE=$(cd "$(dirname "$0")/.." && pwd -P)
+CRON_USER=$(id -un) LOGROTATE_DIR=/etc/logrotate.d FORCE=0
 # shellcheck source=deploy/common.sh
 source "$SOURCE/deploy/common.sh"
 extra_option() {
+    if [ "$1" = --force ]; then FORCE=1 USED=1; return; fi
     [[ $1 = --crontab-user || $1 = --logrotate-dir ]] || return 1
     (($# >= 2)) || die "$1 needs a value; $usage"
     if [ "$1" = --crontab-user ]; then CRON_USER=$2; else LOGROTATE_DIR=$2; fi
@@ -22,6 +25,7 @@ parse_arguments "$@"
 [[ $PREFIX =~ ^/[A-Za-z0-9._/+-]+$ ]] ||
     die "PREFIX $PREFIX has characters other than letters, digits and . _ / + -; choose a plain path"
 [ "$PREFIX" != "$SOURCE" ] || die "PREFIX is the source folder itself; choose another folder"
+[[ $SOURCE/ != "$PREFIX"/* ]] || die "PREFIX $PREFIX holds the source folder; choose another folder"
 command -v crontab >/dev/null || die "crontab not found; install cron (apt-get install cron)"
 id "$CRON_USER" >/dev/null 2>&1 || die "no such user $CRON_USER for --crontab-user"
 RULE="$LOGROTATE_DIR/fxforecast"
@@ -41,39 +45,74 @@ record() {
     ((DRY_RUN)) || grep -qxF "$*" "$MANIFEST" 2>/dev/null || echo "$*" >>"$MANIFEST"
 }
 
-make_dir() {
+make_dir() {  # each folder it creates is recorded, parents first
     [ -d "$1" ] && return
-    run mkdir -p "$1"
+    make_dir "$(dirname "$1")"
+    run mkdir "$1"
     record dir "$1"
 }
+
+# Every file install copies, relative to SOURCE and PREFIX.
+copied_files() {
+    (cd "$SOURCE" &&
+        find shared deploy -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' | sort &&
+        printf '%s\n' Makefile pyproject.toml requirements.txt crontab README.md &&
+        for folder in services/forecaster_*/; do
+            printf '%s\n' "${folder}run.py" "${folder}.env.example"
+        done)
+}
+
+# Did an earlier install create this absolute path (a file, or one inside a tree it built)?
+ours() {
+    [ -f "$MANIFEST" ] && awk -v p="$1" '($1 == "file" && $2 == p) ||
+        ($1 == "tree" && index(p, $2 "/") == 1) { found = 1 } END { exit !found }' "$MANIFEST"
+}
+
+mapfile -t files < <(copied_files)
+foreign=()
+for file in "${files[@]}"; do
+    [ ! -e "$PREFIX/$file" ] || ours "$PREFIX/$file" || foreign+=("$file")
+done
+if ((${#foreign[@]})) && ! ((FORCE)); then
+    die "$PREFIX holds ${#foreign[@]} file(s) that install would overwrite and did not create" \
+        "(${foreign[*]:0:3}${foreign[3]:+ ...}); move them away, or pass --force to back them up first"
+fi
 
 say "installing fxforecast from $SOURCE into $PREFIX"
 make_dir "$PREFIX"
 ((DRY_RUN)) || touch "$MANIFEST"
+# Earlier installs listed the code as whole trees; each file is listed instead now.
+((DRY_RUN)) || sed -i -e "\|^tree $PREFIX/shared\$|d" -e "\|^tree $PREFIX/deploy\$|d" "$MANIFEST"
+if ((${#foreign[@]})); then
+    BACKUP="$PREFIX/.fxforecast-backup-$(date +%Y%m%d-%H%M%S)"
+    for file in "${foreign[@]}"; do
+        run mkdir -p "$(dirname "$BACKUP/$file")"
+        run mv "$PREFIX/$file" "$BACKUP/$file"
+    done
+    say "--force: $(((DRY_RUN)) && echo would move || echo moved) ${#foreign[@]} file(s)" \
+        "install did not create into $BACKUP"
+fi
 
-# Code: the trees are replaced whole (no stale modules); files keep their times so make sees
-# an unchanged requirements.txt as up to date.
-for tree in shared deploy; do
-    run rm -rf "${PREFIX:?}/$tree"
-    run cp -a "$SOURCE/$tree" "$PREFIX/$tree"
-    ((DRY_RUN)) || find "$PREFIX/$tree" \( -name __pycache__ -o -name '*.egg-info' \) -prune \
-        -exec rm -rf {} +
-    record tree "$PREFIX/$tree"
-done
-for file in Makefile pyproject.toml requirements.txt crontab README.md; do
+# Code: files an earlier install copied that the source no longer has go (no stale modules);
+# files keep their times so make sees an unchanged requirements.txt as up to date.
+if [ -f "$MANIFEST" ]; then
+    while read -r kind path; do
+        [ "$kind" = file ] && [[ $path = "$PREFIX"/shared/* || $path = "$PREFIX"/deploy/* ]] || continue
+        printf '%s\n' "${files[@]}" | grep -qxF "${path#"$PREFIX"/}" && continue
+        run rm -f "$path"
+        ((DRY_RUN)) || grep -vxF "file $path" "$MANIFEST" >"$MANIFEST.new" || true
+        ((DRY_RUN)) || mv "$MANIFEST.new" "$MANIFEST"
+    done < <(cat "$MANIFEST")
+fi
+for file in "${files[@]}"; do
+    make_dir "$(dirname "$PREFIX/$file")"
     run cp -p "$SOURCE/$file" "$PREFIX/$file"
     record file "$PREFIX/$file"
 done
 # Settings: an existing .env is the operator's and stays as it is.
-make_dir "$PREFIX/services"
 for folder in "$SOURCE"/services/forecaster_*/; do
     folder=${folder%/}
     service_dir="$PREFIX/services/$(basename "$folder")"
-    make_dir "$service_dir"
-    for file in run.py .env.example; do
-        run cp -p "$folder/$file" "$service_dir/$file"
-        record file "$service_dir/$file"
-    done
     if [ -e "$service_dir/.env" ]; then
         say "keeping existing $service_dir/.env"
     else
@@ -91,6 +130,7 @@ fi
 
 # The virtual environment: the Makefile's own install rule (a no-op when up to date).
 [ -d "$PREFIX/.venv" ] || record tree "$PREFIX/.venv"
+[ -d "$PREFIX/shared/fxforecast.egg-info" ] || record tree "$PREFIX/shared/fxforecast.egg-info"
 run make --no-print-directory -C "$PREFIX" install
 
 # Crontab: drop this prefix's old block, append the current one; other lines stay.

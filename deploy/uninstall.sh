@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Remove what deploy/install.sh added to PREFIX, as listed in PREFIX/.fxforecast-manifest: the
-# code, the virtual environment, the crontab block, the logrotate rule, and each .env that
-# install created and nobody changed since. What the services made (forecasts in output/ and
-# data/, logs/) and anything else in PREFIX stays; folders are removed only when empty.
+# Remove what deploy/install.sh added to PREFIX, exactly as listed in PREFIX/.fxforecast-manifest:
+# each file it copied, the virtual environment, the crontab block, the logrotate rule, and each
+# .env that install created and nobody changed since. What the services made (forecasts in
+# output/ and data/, logs/) and anything else in PREFIX stays; a folder install created goes
+# only when nothing but Python's generated __pycache__/*.egg-info is left in it.
 set -euo pipefail
 
 usage="usage: deploy/uninstall.sh PREFIX [--dry-run]"
@@ -37,6 +38,10 @@ for entry in "${entries[@]}"; do
                 say "keeping $path: changed since install (operator settings)"
             fi ;;
         dir)
+            if [ -d "$path" ]; then
+                run find "$path" -mindepth 1 -maxdepth 1 \
+                    \( -name __pycache__ -o -name '*.egg-info' \) -exec rm -rf {} +
+            fi
             if [ -d "$path" ] && [ -z "$(ls -A "$path")" ]; then
                 run rmdir "$path"
             elif [ -d "$path" ]; then

@@ -29,3 +29,33 @@ def data_copy(tmp_path):
 @pytest.fixture(scope="session")
 def tiny_bolt(tmp_path_factory) -> Path:
     return save_random_bolt(tmp_path_factory.mktemp("models") / "tiny-bolt", **TINY)
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """`fxforecast run --horizon 7` in this process, every output under tmp_path, the random
+    walk only, no setting of the caller's environment; returns (exit code, stdout, stderr)."""
+    from fxforecast.cli import main
+    from fxforecast.settings import KEYS
+    from helpers import FAST_MEMBERS
+
+    monkeypatch.chdir(tmp_path)
+    for key in KEYS:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in {
+        **FAST_MEMBERS,
+        "OUTPUT_DIR": tmp_path / "output",
+        "LOG_DIR": tmp_path / "logs",
+        "METRICS_LOG_PATH": tmp_path / "metrics.jsonl",
+        "FORECAST_DB": tmp_path / "forecasts.sqlite",
+    }.items():
+        monkeypatch.setenv(key, str(value))
+
+    def run(*args, **env):
+        for key, value in env.items():
+            monkeypatch.setenv(key, str(value))
+        code = main(["run", "--horizon", "7", *map(str, args)])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

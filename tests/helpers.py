@@ -1,11 +1,15 @@
 """Run a real service the way cron does: its run.py in a fresh interpreter, every output under
-one working folder."""
+one working folder. Isolated from the developer's own settings: the script runs from a copy
+in the working folder (a `.env` beside the real one is never read) and no setting in the
+caller's environment leaks in."""
 
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from fxforecast.settings import KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 # The random walk alone: a real run in ~3 s; for tests whose checks (files, store, metrics,
@@ -14,9 +18,9 @@ FAST_MEMBERS = {"ENABLE_ARIMA": "false", "ENABLE_VAR": "false", "ENABLE_RF": "fa
 
 
 def service_env(workdir: Path, **extra) -> dict:
-    """Environment for a service run whose every output lands under `workdir`; member and
-    Chronos switches set in the caller's environment do not leak in."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("ENABLE_", "CHRONOS_"))}
+    """Environment for a service run whose every output lands under `workdir`; no setting of
+    the caller's environment leaks in."""
+    inherited = {k: v for k, v in os.environ.items() if k not in KEYS}
     return {
         **inherited,
         "OUTPUT_DIR": str(workdir / "output"),
@@ -27,9 +31,17 @@ def service_env(workdir: Path, **extra) -> dict:
     }
 
 
+def service_script(service: str, workdir: Path) -> Path:
+    """A copy of the service's run.py under `workdir`, with no .env beside it."""
+    script = workdir / "services" / service / "run.py"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_bytes((ROOT / "services" / service / "run.py").read_bytes())
+    return script
+
+
 def start_service(service: str, workdir: Path, *args: str, **extra) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "services" / service / "run.py"), *args],
+        [sys.executable, str(service_script(service, workdir)), *args],
         env=service_env(workdir, **extra),
         cwd=workdir,
         text=True,
@@ -47,3 +59,26 @@ def run_service(service: str, workdir: Path, *args: str, **extra) -> subprocess.
 def metrics_lines(path: Path) -> list[dict]:
     """Every line parsed: a corrupt line fails the test here."""
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def edit_rows(path: Path, edit) -> None:
+    """Rewrite a CSV file's lines (header first) through `edit`."""
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(edit(lines)) + "\n")
+
+
+def error_line(err: str) -> str:
+    """A run's one-line error: the last line on stderr, with no traceback before it."""
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: ")
+    return last
+
+
+def strict_json(text: str):
+    """json.loads that refuses NaN and Infinity, as every other JSON reader does."""
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)

@@ -77,6 +77,10 @@ def test_bad_prefix_and_missing_manifest_are_clear_errors(tmp_path):
     assert done.returncode == 2 and "choose a plain path" in done.stderr
     done = script("uninstall.sh", tmp_path)
     assert done.returncode == 2 and "no install manifest" in done.stderr
+    # "." from the clone is the clone itself, however it is spelled.
+    for spelling in (".", "./", "../" + ROOT.name):
+        done = script("install.sh", spelling, "--dry-run", cwd=ROOT)
+        assert done.returncode == 2 and "the source folder itself" in done.stderr, spelling
 
 
 needs_tools = pytest.mark.skipif(
@@ -123,7 +127,16 @@ def deployment(request, cron_user):
     operator_env = prefix / "services/forecaster_30d/.env"
     operator_env.parent.mkdir(parents=True)
     operator_env.write_text("STALE_DATA_DAYS=9\n")
-    facts.first = script("install.sh", prefix, *options)
+    # An operator's own files: one where install puts a file of its own, one beside its code.
+    (prefix / "README.md").write_text("operator notes\n")
+    (prefix / "shared/config").mkdir(parents=True)
+    (prefix / "shared/config/app.yml").write_text("x\n")
+    facts.refused = script("install.sh", prefix, *options)
+    facts.after_refused = sorted(str(p.relative_to(prefix)) for p in prefix.rglob("*"))
+    facts.first = script("install.sh", prefix, "--force", *options)
+    facts.backups = {
+        str(p.relative_to(prefix)): p.read_text() for p in prefix.glob(".fxforecast-backup-*/*")
+    }
     facts.installed = {path: (prefix / path).exists() for path in INSTALLED}
     facts.env_texts = {p.parent.name: p.read_text() for p in prefix.glob("services/*/.env")}
     facts.crontab_first = crontab_of(cron_user)
@@ -168,6 +181,29 @@ def test_dry_run_changes_nothing(deployment):
     assert deployment.dry_run.returncode == 0, deployment.dry_run.stderr
     assert "would run: make --no-print-directory -C" in deployment.dry_run.stdout
     assert deployment.after_dry_run == (False, False, UNRELATED + "\n")
+
+
+@needs_tools
+@needs_root
+def test_install_never_overwrites_an_operators_files(deployment):
+    prefix = deployment.prefix
+    assert deployment.refused.returncode == 2
+    assert "1 file(s) that install would overwrite and did not create (README.md)" in (
+        deployment.refused.stderr
+    )
+    assert deployment.after_refused == [
+        "README.md",
+        "services",
+        "services/forecaster_30d",
+        "services/forecaster_30d/.env",
+        "shared",
+        "shared/config",
+        "shared/config/app.yml",
+    ]
+    assert "--force: moved 1 file(s)" in deployment.first.stdout
+    [(backup, text)] = deployment.backups.items()
+    assert backup.endswith("/README.md") and text == "operator notes\n"
+    assert (prefix / "shared/config/app.yml").read_text() == "x\n"  # kept after uninstall too
 
 
 @needs_tools
@@ -230,10 +266,13 @@ def test_uninstall_removes_exactly_what_install_added(deployment):
     assert not (deployment.rules / "fxforecast").exists()
     left = sorted(str(p.relative_to(prefix)) for p in prefix.rglob("*") if p.is_file())
     kept_outputs = [p for p in left if p.split("/")[0] in ("logs", "data", "output")]
-    # What the services made stays, and the two .env files an operator owns.
+    # What the services made stays, the two .env files an operator owns, and the operator's
+    # own files (the one --force moved aside, the one install never touched).
     assert sorted(set(left) - set(kept_outputs)) == [
+        next(p for p in left if p.endswith("/README.md")),
         "services/forecaster_30d/.env",
         "services/forecaster_7d/.env",
+        "shared/config/app.yml",
     ]
     assert "data/forecasts.sqlite" in kept_outputs
     assert "keeping" in deployment.uninstall.stdout

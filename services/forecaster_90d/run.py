@@ -7,4 +7,5 @@ from fxforecast.cli import main
 
 if __name__ == "__main__":
     env_file = Path(__file__).resolve().with_name(".env")
-    sys.exit(main(["run", "--horizon", "90", "--env-file", str(env_file), *sys.argv[1:]]))
+    settings = ["--env-file", str(env_file)] if env_file.exists() else []  # else defaults
+    sys.exit(main(["run", "--horizon", "90", *settings, *sys.argv[1:]]))

@@ -5,7 +5,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import FxError
+from .errors import ConfigError, FxError
 from .evaluation.command import add_backtest, backtest, date_arg, positive_arg
 from .horizons import HORIZONS
 from .settings import Settings, load_settings
@@ -29,10 +29,15 @@ def _add_run(sub):
 
 
 def _run(args) -> int:
+    from .ops.runlog import record_settings_error
     from .ops.service import run_service  # the heavy imports only for commands that need them
 
     service = args.service or f"forecaster_{args.horizon}d"
-    settings = load_settings(args.env_file, data_dir=args.data_dir, output_dir=args.output_dir)
+    try:
+        settings = load_settings(args.env_file, data_dir=args.data_dir, output_dir=args.output_dir)
+    except ConfigError as exc:  # monitoring must see this run too
+        record_settings_error(service, args.horizon, args.env_file, str(exc))
+        raise
     return run_service(service, args.horizon, settings, args.as_of, args.debug)
 
 

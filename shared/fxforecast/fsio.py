@@ -39,11 +39,23 @@ def append_locked(path: Path, line: bytes) -> None:
         os.close(fd)
 
 
+STAGING = ".{name}.partial-{pid}"
+
+
+def remove_staging(parent: Path) -> list[str]:
+    """Remove the staging folders that killed writers left in `parent`. Call it only where no
+    other writer can be at work (a service holds its lock)."""
+    found = sorted(p for p in parent.glob(STAGING.format(name="*", pid="*")) if p.is_dir())
+    for staging in found:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [str(staging) for staging in found]
+
+
 def write_all(folder: Path, files: dict[str, bytes]) -> dict[str, str]:
     """Write every file under a staging folder first, then move each into place by rename:
     a failure before the renames leaves the old outputs (or nothing) and no partial file."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.parent / f".{folder.name}.partial-{os.getpid()}"
+    staging = folder.parent / STAGING.format(name=folder.name, pid=os.getpid())
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:

@@ -1,5 +1,6 @@
 """Run settings: a service's .env file, overridden by the environment, validated in one place."""
 
+import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -77,8 +78,8 @@ def _parse(key: str, text: str, where: str):
             value = float(text)
         except ValueError:
             raise ConfigError(f"{key}={text!r} in {where}: expected a number") from None
-        if not value > 0:
-            raise ConfigError(f"{key}={text!r} in {where}: must be greater than 0")
+        if not 0 < value < math.inf:
+            raise ConfigError(f"{key}={text!r} in {where}: must be a finite number above 0")
         return value
     if kind in (Path, Path | None):
         if text == "":
@@ -97,7 +98,9 @@ def load_settings(env_file: Path | None = None, environ=None, **overrides) -> Se
     """Defaults < the .env file < environment variables < explicit overrides (CLI flags)."""
     environ = os.environ if environ is None else environ
     values = {}
-    if env_file is not None and env_file.is_file():
+    if env_file is not None:
+        if not env_file.is_file():
+            raise ConfigError(f"--env-file {env_file} does not exist; give an existing .env file")
         for key, text in dotenv_values(env_file).items():
             if key not in KEYS:
                 raise ConfigError(

@@ -4,7 +4,7 @@ import sys
 
 import pandas as pd
 import pytest
-from helpers import ROOT, metrics_lines, run_service, service_env
+from helpers import FAST_MEMBERS, metrics_lines, run_service, service_env, service_script
 
 SERVICES = {"forecaster_7d": 7, "forecaster_15d": 15, "forecaster_30d": 30, "forecaster_90d": 90}
 METRIC_KEYS = {
@@ -88,11 +88,8 @@ def test_as_of_runs_on_earlier_data_and_switches_work(tmp_path):
 
 
 def test_invalid_setting_names_key_and_file(tmp_path):
-    service_dir = tmp_path / "forecaster_7d"
-    service_dir.mkdir()
-    script = service_dir / "run.py"
-    script.write_bytes((ROOT / "services" / "forecaster_7d" / "run.py").read_bytes())
-    env_file = service_dir / ".env"
+    script = service_script("forecaster_7d", tmp_path)
+    env_file = script.with_name(".env")
     env_file.write_text("ENABLE_ARIMA=true\nENABLE_VAR=maybe\n")
     done = subprocess.run(
         [sys.executable, str(script)],
@@ -103,6 +100,19 @@ def test_invalid_setting_names_key_and_file(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: ENABLE_VAR='maybe' in {env_file}: expected true or false"
+    # Monitoring sees the failed run: one metrics line, and status alerts.
+    [line] = metrics_lines(tmp_path / "metrics.jsonl")
+    assert line["status"] == "failed" and line["service"] == "forecaster_7d"
+    assert line["error"] == f"ENABLE_VAR='maybe' in {env_file}: expected true or false"
+    status = subprocess.run(
+        [sys.executable, "-m", "fxforecast", "status"],
+        env=service_env(tmp_path),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert status.returncode == 1
+    assert "forecaster_7d: ALERT\n  ! last run failed: ENABLE_VAR='maybe'" in status.stdout
 
 
 def test_bad_data_fails_cleanly_and_loses_nothing(tmp_path, data_copy):
@@ -128,6 +138,9 @@ def test_failed_rendering_leaves_no_partial_output(tmp_path, monkeypatch):
 
     monkeypatch.setattr(outputs, "fan_chart", broken_chart)
     settings = Settings(
+        enable_arima=False,  # the random walk alone: the chart fails whichever members ran
+        enable_var=False,
+        enable_rf=False,
         output_dir=tmp_path / "output",
         log_dir=tmp_path / "logs",
         metrics_log_path=tmp_path / "metrics.jsonl",
@@ -140,8 +153,8 @@ def test_failed_rendering_leaves_no_partial_output(tmp_path, monkeypatch):
 
 
 def test_two_concurrent_runs_leave_a_valid_metrics_file(tmp_path):
-    env = service_env(tmp_path)
-    script = str(ROOT / "services" / "forecaster_15d" / "run.py")
+    env = service_env(tmp_path, **FAST_MEMBERS)  # the lock and the file, not the members
+    script = str(service_script("forecaster_15d", tmp_path))
     runs = [
         subprocess.Popen(
             [sys.executable, script],
@@ -160,14 +173,30 @@ def test_two_concurrent_runs_leave_a_valid_metrics_file(tmp_path):
     json.loads((tmp_path / "output/forecaster_15d/2024-11-29/forecast.json").read_text())
 
 
-def test_unwritable_paths_are_one_line_errors(tmp_path):
+def test_unwritable_paths_are_one_line_errors_and_still_leave_a_metrics_line(tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
-    done = run_service("forecaster_7d", tmp_path, LOG_DIR=blocked / "logs")
-    assert done.returncode == 1
-    assert done.stderr.strip().startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
-    done = run_service("forecaster_7d", tmp_path, METRICS_LOG_PATH=blocked / "metrics.jsonl")
-    assert done.returncode == 1
-    assert "cannot append to METRICS_LOG_PATH" in done.stderr and "Traceback" not in done.stderr
+    done = run_service("forecaster_7d", tmp_path, LOG_DIR=blocked / "logs", **FAST_MEMBERS)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot create the service lock") and "fix LOG_DIR" in last
+    [line] = metrics_lines(tmp_path / "metrics.jsonl")
+    assert line["status"] == "failed" and "LOG_DIR" in line["error"]
+
+    fallback_dir = tmp_path / "tmp"
+    fallback_dir.mkdir()
+    done = run_service(
+        "forecaster_7d",
+        tmp_path,
+        METRICS_LOG_PATH=blocked / "metrics.jsonl",
+        TMPDIR=fallback_dir,
+        **FAST_MEMBERS,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    fallback = fallback_dir / "fxforecast-metrics.jsonl"
+    assert f"cannot append to METRICS_LOG_PATH={blocked / 'metrics.jsonl'}" in done.stderr
+    assert f"this run's line went to {fallback}" in done.stderr
+    [line] = metrics_lines(fallback)
+    assert line["status"] == "ok" and line["service"] == "forecaster_7d"
     # The forecast itself was written: only the metrics line could not be.
     assert (tmp_path / "output/forecaster_7d/2024-11-29/forecast.json").exists()

@@ -1,4 +1,5 @@
-"""One ensemble forecast: validation set -> every member run -> combination -> calibration.
+"""One ensemble forecast: validation set -> every member run -> combination -> calibration ->
+the gate (gate.py); the random walk's forecast replaces one that fails it.
 
 Each step is its own unit (validation.py, runner.py, combiner.py, calibration.py); this module
 only sequences them, with one BLAS/OpenMP thread so results are identical to the last digit
@@ -11,8 +12,10 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from ..errors import DataError, FxError
 from ..horizons import HorizonParams, future_step_dates
 from ..marketdata.clean import MarketData
+from . import gate
 from .calibration import CALIBRATIONS
 from .combiner import COMBINERS, Combination
 from .members.base import Member
@@ -29,10 +32,21 @@ class EnsembleForecast:
     combination: Combination
     calibration: object  # what CALIBRATIONS' fit returns: apply() and info()
     validation_origins: int
+    fallback: str | None = None  # why the random walk's forecast replaced the ensemble's
 
     @property
     def degraded(self) -> bool:
-        return any(m.status == "failed" for m in self.members.values())
+        return self.fallback is not None or any(m.status == "failed" for m in self.members.values())
+
+
+class Uncalibrated:
+    """The random walk's own widths, published as they are (the fallback)."""
+
+    def apply(self, path: np.ndarray) -> np.ndarray:
+        return path
+
+    def info(self) -> dict:
+        return {"method": "none"}
 
 
 def forecast(
@@ -44,7 +58,10 @@ def forecast(
     cache: FitCache | None = None,
     combiner: str = "greedy",
     calibration: str = "regime",
+    stoppable: bool = False,
 ) -> EnsembleForecast:
+    """`stoppable`: members that fit models run in child processes killed at their timeout
+    (a service run); off, in threads whose fits stay in `cache` (a backtest; engine.runner)."""
     with threadpool_limits(limits=1):  # small matrices: nothing is lost, and reproducible
         validation = validation_set(data, params)
         step_dates = future_step_dates(data.as_of, params.days)
@@ -66,11 +83,12 @@ def forecast(
                 params.refit_weeks,
                 final_refit_weeks,
                 cache,
+                stoppable,
             )
         working = {name: o for name, o in outcomes.items() if o.status == "ok"}
         if not working:
             reasons = "; ".join(f"{n}: {o.reason}" for n, o in outcomes.items())
-            raise RuntimeError(f"every member failed ({reasons})")
+            raise FxError(f"every member failed ({reasons}); check the data and MEMBER_TIMEOUT_S")
         combination = COMBINERS[combiner]().fit(
             {name: o.validation for name, o in working.items()}, validation
         )
@@ -83,7 +101,7 @@ def forecast(
         calibrated = CALIBRATIONS[calibration]().fit(combined, validation, data.closes())
         last_close = float(data.closes().iloc[-1])
         final = combination.apply({n: o.forecast for n, o in working.items()}, last_close)
-        return EnsembleForecast(
+        result = EnsembleForecast(
             data.as_of,
             step_dates,
             calibrated.apply(final),
@@ -92,3 +110,28 @@ def forecast(
             calibrated,
             len(validation.origins),
         )
+        found = gate.check(result.quantiles, step_dates, data.as_of, params.days)
+        return _random_walk_fallback(result, params.days, "; ".join(found)) if found else result
+
+
+def _random_walk_fallback(result: EnsembleForecast, days: int, problem: str) -> EnsembleForecast:
+    """The ensemble's forecast failed the gate: publish the random walk's, marked degraded,
+    or fail when that fails the gate too."""
+    walk = result.members.get("random_walk")
+    found = (
+        gate.check(walk.forecast, result.step_dates, result.as_of, days)
+        if walk is not None and walk.status == "ok"
+        else ["it did not run"]
+    )
+    if found:
+        raise DataError(
+            f"no usable forecast: the ensemble's failed the last check ({problem}) and so did "
+            f"the random walk's ({'; '.join(found)}); check the data for defects"
+        )
+    for outcome in result.members.values():
+        outcome.weight = 1.0 if outcome is walk else 0.0
+    result.quantiles = walk.forecast
+    result.combination = Combination({walk.name: 1.0}, 0.0)
+    result.calibration = Uncalibrated()
+    result.fallback = f"ensemble forecast unusable ({problem}): the random walk's published"
+    return result

@@ -1,6 +1,17 @@
-"""Running members: each fits, forecasts the validation origins and the as-of date in a worker
-thread with a timeout; fits and paths are kept in a FitCache; any failure becomes a reason."""
+"""Running members: each fits, forecasts the validation origins and the as-of date with a
+timeout; fits and paths are kept in a FitCache; any failure becomes a reason.
 
+Where a member runs is the caller's one switch, `stoppable`. A service run sets it: a member that
+fits models then runs in a forked child process that is killed at the timeout, so an abandoned
+member stops using the CPU and the members after it get the machine to themselves (a thread
+cannot be stopped: an abandoned ARIMA search kept a core busy and the next members timed out
+too). Its fits die with the child, which a single run does not miss. A backtest leaves it off:
+members run in daemon threads of its process, so the FitCache keeps their fits for the next
+origins. A member whose state must stay in the run's process (Chronos: its loaded model and
+figures) always runs in a thread.
+"""
+
+import multiprocessing
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,6 +25,7 @@ from .members.base import Fitted, InvalidForecast, Member
 from .validation import Validation
 
 MemberStatus = Literal["ok", "failed", "disabled"]
+_FORK = multiprocessing.get_context("fork")
 
 
 @dataclass
@@ -96,31 +108,27 @@ def run_member(
     refit_weeks: int,
     final_refit_weeks: int,
     cache: FitCache,
+    stoppable: bool = False,
 ) -> MemberOutcome:
-    """Fit, validate and forecast one member in a worker thread; failures become reasons."""
-    box: dict = {}
+    """Fit, validate and forecast one member, in a child process when `stoppable` (and the
+    member allows it), else in a worker thread; failures become reasons."""
 
     def work():
-        try:
-            box["result"] = _member_forecasts(
-                member, frame, validation, as_of, n_steps, refit_weeks, final_refit_weeks, cache
-            )
-        except Exception as exc:  # one member's failure must never stop the run
-            box["error"] = exc
+        return _member_forecasts(
+            member, frame, validation, as_of, n_steps, refit_weeks, final_refit_weeks, cache
+        )
 
     started = time.perf_counter()
-    # A daemon thread: a member that hangs is abandoned, and cannot keep the process alive.
-    thread = threading.Thread(target=work, name=f"member-{member.name}", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
+    run = _in_process if stoppable and member.own_process else _in_thread
+    state, value = run(work, timeout_s)
     seconds = time.perf_counter() - started
-    if thread.is_alive():
+    if state == "timed out":
         return MemberOutcome(
             member.name, "failed", f"timed out after {timeout_s:g} s", seconds=seconds
         )
-    if "error" in box:
-        return MemberOutcome(member.name, "failed", _reason(box["error"]), seconds=seconds)
-    validation_paths, final = box["result"]
+    if state == "failed":
+        return MemberOutcome(member.name, "failed", value, seconds=seconds)
+    validation_paths, final = value
     return MemberOutcome(
         member.name,
         "ok",
@@ -131,7 +139,57 @@ def run_member(
     )
 
 
-def _reason(exc: Exception) -> str:
+def _in_thread(work, timeout_s):
+    """("ok", value), ("failed", reason) or ("timed out", None) from a daemon thread: a member
+    that hangs is abandoned, and cannot keep the process alive."""
+    box = {}
+
+    def run():
+        try:
+            box["outcome"] = ("ok", work())
+        except Exception as exc:  # one member's failure must never stop the run
+            box["outcome"] = ("failed", _reason(exc))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return box.get("outcome", ("timed out", None))
+
+
+def _in_process(work, timeout_s):
+    """The same from a forked child process, killed at the timeout; the result comes back
+    pickled through a pipe."""
+    receive, send = _FORK.Pipe(duplex=False)
+
+    def child():
+        try:
+            outcome = ("ok", work())
+        except BaseException as exc:  # reported, never raised in the child
+            outcome = ("failed", _reason(exc))
+        try:
+            send.send(outcome)
+        except Exception as exc:  # a result that cannot be pickled
+            send.send(("failed", f"result not sent back: {_reason(exc)}"))
+
+    process = _FORK.Process(target=child, daemon=True)
+    process.start()
+    send.close()
+    try:
+        if not receive.poll(timeout_s):
+            return "timed out", None
+        try:
+            return receive.recv()
+        except EOFError:  # killed (e.g. out of memory) before it answered
+            process.join()
+            return "failed", f"its process ended with exit code {process.exitcode}"
+    finally:
+        receive.close()
+        if process.is_alive():
+            process.kill()
+        process.join()
+
+
+def _reason(exc: BaseException) -> str:
     """One line: the exception's type and first line (a broken contract needs no type)."""
     first = str(exc).splitlines()[0] if str(exc) else ""
     if isinstance(exc, InvalidForecast):

@@ -56,6 +56,7 @@ def validation_set(data: MarketData, params: HorizonParams) -> Validation:
     closes = data.closes()
     latest = data.as_of - pd.Timedelta(days=params.days)
     origins, steps, actuals, last_closes = [], [], [], []
+    skipped = 0
     for k in range(params.validation_origins):
         candidates = index[index <= latest - pd.Timedelta(weeks=k)]
         if len(candidates) == 0:
@@ -64,11 +65,22 @@ def validation_set(data: MarketData, params: HorizonParams) -> Validation:
         anchor = refit_anchor(origin, params.refit_weeks)
         if closes.loc[:anchor].size < MIN_FIT_OBS:
             break
-        dates = history_step_dates(index, origin, params.days)
+        actual = filled.loc[history_step_dates(index, origin, params.days)].to_numpy()
+        # A gap in the data can leave an origin without a realised path (or repeat the origin
+        # of the week before): it cannot score anything.
+        if origin in origins or actual.size == 0 or not np.all(np.isfinite(actual)):
+            skipped += 1
+            continue
         origins.append(origin)
-        steps.append(len(dates))
-        actuals.append(filled.loc[dates].to_numpy())
+        steps.append(len(actual))
+        actuals.append(actual)
         last_closes.append(float(filled.loc[origin]))
+    if len(origins) < MIN_VALIDATION_ORIGINS and skipped:
+        raise DataError(
+            f"only {len(origins)} validation origins up to {data.as_of.date()} have a realised "
+            f"{params.days}-day path ({skipped} fall in gaps of the data), need "
+            f"{MIN_VALIDATION_ORIGINS}; fill the missing rows or use a later --as-of"
+        )
     if len(origins) < MIN_VALIDATION_ORIGINS:
         needed = (
             MIN_FIT_OBS + (params.days + 7 * (MIN_VALIDATION_ORIGINS + params.refit_weeks)) * 5 // 7

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from . import defects
 from .schema import RawData, load_raw
 
 # A close further than this (in log terms) from the median of the previous five valid closes
@@ -27,12 +28,14 @@ class CleaningReport:
     bad_ticks: list[dict] = field(default_factory=list)
     stale_closes: int = 0
     missing_closes: int = 0
+    gaps: list[dict] = field(default_factory=list)  # rows further apart than a long weekend
 
     def as_dict(self) -> dict:
         return {
             "bad_ticks": self.bad_ticks,
             "stale_closes": self.stale_closes,
             "missing_closes": self.missing_closes,
+            "gaps": self.gaps,
         }
 
 
@@ -77,7 +80,8 @@ def implausible(values: pd.Series, max_step: float, additive: bool = False) -> p
         if additive:
             flagged = (valid - reference).abs() > max_step
         else:
-            flagged = (valid <= 0) | (np.abs(np.log(valid / reference)) > max_step)
+            with np.errstate(invalid="ignore", divide="ignore"):  # a value <= 0 is flagged anyway
+                flagged = (valid <= 0) | (np.abs(np.log(valid / reference)) > max_step)
         if flagged.equals(bad):
             return bad.reindex(values.index, fill_value=False)
         bad = flagged
@@ -93,10 +97,15 @@ def clean(raw: RawData, as_of: pd.Timestamp | str | None = None) -> MarketData:
                 f"--as-of {as_of.date()} is before the first row of the data "
                 f"({market.index[0].date()}); choose a later date"
             )
+        if as_of > market.index[-1]:
+            raise ConfigError(
+                f"--as-of {as_of.date()} is after the newest row of the data "
+                f"({market.index[-1].date()}); choose that date or an earlier one"
+            )
         market = market.loc[:as_of]
     market = market.copy()
     end = market.index[-1]
-    report = CleaningReport()
+    report = CleaningReport(gaps=defects.gaps(market.index))
 
     for column in TICK_CHECKED:
         bad = implausible(market[column], BAD_TICK_LOG_JUMP)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from . import defects
 
 MARKET_FILE = "market_daily.csv"
 RATES_FILE = "rates_daily.csv"
@@ -54,6 +55,7 @@ def read_csv(path: Path, columns: list[str], date_column: str) -> pd.DataFrame:
             f"{path} row {row + 2}: {date_column} {df[date_column].iloc[row]!r} is not a "
             "yyyy-mm-dd date; fix or remove that row"
         )
+    defects.check_dates(path, dates, date_column)
     out = pd.DataFrame(index=pd.DatetimeIndex(dates, name="date"))
     for col in columns:
         if col == date_column:
@@ -68,9 +70,9 @@ def read_csv(path: Path, columns: list[str], date_column: str) -> pd.DataFrame:
                 f"{path} row {row + 2} ({df[date_column].iloc[row]}): {col} value "
                 f"{df[col].iloc[row]!r} is not a number; fix or blank that value"
             )
+        defects.check_values(path, dates, col, values.to_numpy(dtype=float))
         out[col] = values.to_numpy(dtype=float)
-    out = out[~out.index.duplicated(keep="last")].sort_index()
-    return out
+    return out.sort_index()  # rows out of date order are taken in date order
 
 
 def default_data_dir() -> Path:

@@ -3,16 +3,17 @@
 import sys
 import time
 import traceback
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
 from .. import __version__
-from ..engine import ensemble
+from ..engine import ensemble, gate
 from ..engine.members import configured_members
 from ..errors import FxError
-from ..fsio import locked, write_all
+from ..fsio import locked, remove_staging, write_all
 from ..horizons import horizon_params
 from ..marketdata import load_for_run
 from ..marketdata.clean import clean
@@ -21,21 +22,31 @@ from ..quantiles import QUANTILE_COLUMNS
 from ..settings import Settings
 from .outputs import render, steps_table
 from .report.page import refresh_after_run
-from .runlog import append_metrics, configure_logging
+from .runlog import append_record, configure_logging, new_record
 from .store import save_forecast
 
 
+@contextmanager
 def service_lock(lock_path: Path, log):
     """One run of a service at a time: a second run waits for the first to finish."""
-    return locked(
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path.touch()
+    except OSError as exc:
+        raise FxError(
+            f"cannot create the service lock {lock_path}: {exc.strerror}; fix LOG_DIR or its "
+            "permissions"
+        ) from None
+    with locked(
         lock_path,
         lambda: log.warning(
             "another run of this service holds the lock; waiting", lock=str(lock_path)
         ),
-    )
+    ):
+        yield
 
 
-def _payload(service, days, result, status, data) -> tuple[dict, pd.DataFrame]:
+def _payload(service, days, result, status, data, warnings) -> tuple[dict, pd.DataFrame]:
     table = steps_table(result.step_dates, result.quantiles)
     payload = {
         "service": service,
@@ -54,6 +65,8 @@ def _payload(service, days, result, status, data) -> tuple[dict, pd.DataFrame]:
         "calibration": result.calibration.info(),
         "drift_share": result.combination.drift_share,
         "validation_origins": result.validation_origins,
+        "fallback": result.fallback,
+        "warnings": warnings,
         "version": __version__,
     }
     return payload, table
@@ -63,15 +76,7 @@ def run_service(service: str, days: int, settings: Settings, as_of=None, debug=F
     """Run one forecast; return the exit code. Every run appends exactly one metrics line."""
     started = time.perf_counter()
     log = configure_logging(service, settings.log_dir, debug)
-    record = {
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-        "service": service,
-        "horizon_days": days,
-        "as_of": None,
-        "status": "failed",
-        "error": None,
-        "version": __version__,
-    }
+    record = new_record(service, days)
     exit_code = 1
     hint = ""
     loaded = {}  # the run's market data, so the report's actuals need not read it again
@@ -93,14 +98,7 @@ def run_service(service: str, days: int, settings: Settings, as_of=None, debug=F
     record["peak_rss_mb"] = peak_rss_mb()
     record["available_mb"] = available_mb()
     refresh_after_run(settings, record, log, loaded.get("raw"))
-    try:
-        append_metrics(settings.metrics_log_path, record)
-    except OSError as exc:
-        print(
-            f"error: cannot append to METRICS_LOG_PATH={settings.metrics_log_path}: "
-            f"{exc.strerror}; fix the path or its permissions",
-            file=sys.stderr,
-        )
+    if not append_record(settings.metrics_log_path, record):
         exit_code = exit_code or 1
     if record["status"] == "failed":
         print(f"error: {record['error']}{hint}", file=sys.stderr)
@@ -133,6 +131,13 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
         **data.report.as_dict(),
     }
     warnings = []
+    if data.report.gaps:
+        newest = data.report.gaps[-1]
+        warnings.append(
+            f"{len(data.report.gaps)} gap(s) of more than a long weekend between data rows, "
+            f"the newest {newest['after']} to {newest['before']} ({newest['days']} days)"
+        )
+        log.warning("gaps in the data", gaps=len(data.report.gaps), newest=newest)
     if as_of is None and age_days > settings.stale_data_days:
         warnings.append(
             f"newest data row is {age_days} days old (limit STALE_DATA_DAYS="
@@ -157,6 +162,7 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
             settings.member_timeout_s,
             combiner=settings.combiner,
             calibration=settings.calibration,
+            stoppable=True,
         )
     finally:
         for member, _ in members:
@@ -168,8 +174,19 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
     for name, member in result.members.items():
         if member.status == "failed":
             log.warning("member failed", member=name, reason=member.reason)
-    payload, table = _payload(service, days, result, status, data)
-    folder = settings.output_dir / service / payload["as_of"]
+    if result.fallback:
+        warnings.append(result.fallback)
+        log.warning("random walk published", reason=result.fallback)
+    payload, table = _payload(service, days, result, status, data, warnings)
+    # The last gate, on exactly what would be published (rounded as written).
+    published = [[step[c] for c in QUANTILE_COLUMNS] for step in payload["steps"]]
+    found = gate.check(published, pd.DatetimeIndex(table["date"]), result.as_of, days)
+    if found:
+        raise FxError(f"forecast not published, it fails the last check: {'; '.join(found)}")
+    service_folder = settings.output_dir / service
+    for removed in remove_staging(service_folder):
+        log.warning("removed the staging folder of an interrupted run", folder=removed)
+    folder = service_folder / payload["as_of"]
     files = write_all(folder, render(payload, data.filled_close(), table))
     _store(settings.forecast_db, payload, log, record)
 

@@ -49,8 +49,45 @@ def read_metrics(path: Path) -> tuple[list[dict], list[str]]:
             ):
                 skipped.append(f"{path} line {number}: no service name or timestamp")
                 continue
+            wrong = _wrong_types(record)
+            if wrong:
+                skipped.append(f"{path} line {number}: {wrong}")
+                continue
             runs.append(record)
     return runs, skipped
+
+
+NUMBER = (int, float)
+OPTIONAL_TEXT = (str, type(None))
+# The fields status reads, with the types a run writes; a line with anything else is skipped.
+RECORD_TYPES = {
+    "status": (str,),
+    "error": OPTIONAL_TEXT,
+    "as_of": OPTIONAL_TEXT,
+    "warnings": (list,),
+    "members": (dict,),
+    "runtime_s": (*NUMBER, type(None)),
+    "peak_rss_mb": (*NUMBER, type(None)),
+}
+MEMBER_TYPES = {"status": OPTIONAL_TEXT, "reason": OPTIONAL_TEXT, "weight": (*NUMBER, type(None))}
+
+
+def _wrong_types(record: dict) -> str | None:
+    """What makes a valid JSON line unusable as a run record, or None."""
+    for key, types in RECORD_TYPES.items():
+        if key in record and not isinstance(record[key], types):
+            return f"{key} is a {type(record[key]).__name__}, not what a run writes"
+    if not all(isinstance(w, str) for w in record.get("warnings", [])):
+        return "warnings holds something other than text"
+    for name, member in record.get("members", {}).items():
+        if not isinstance(member, dict):
+            return f"members.{name} is not an object"
+        for key, types in MEMBER_TYPES.items():
+            if key in member and not isinstance(member[key], types):
+                return (
+                    f"members.{name}.{key} is a {type(member[key]).__name__}, not what a run writes"
+                )
+    return None
 
 
 def _numbers(runs: list[dict], key: str) -> list[float]:

@@ -51,6 +51,8 @@ class Fitted(ABC):
 class Member(ABC):
     name: str
     zero_shot = False  # True: learns nothing from history, so one fit serves every origin
+    # True: in a service run, fitted in a child process killed at the timeout (engine.runner).
+    own_process = True
 
     @abstractmethod
     def fit(self, frame: pd.DataFrame) -> Fitted:

@@ -107,6 +107,7 @@ FIGURES = (
 class ChronosBolt(Member):
     name = "chronos"
     zero_shot = True
+    own_process = False  # its loaded model and figures must stay in the run's process
     model: str  # a Hugging Face id or a folder (CHRONOS_MODEL)
     min_available_mb: int  # skip below this much available memory
     context_length: int  # business days of history given to the model

@@ -1,0 +1,74 @@
+"""Never publish a broken forecast (issue 14, case 1): validation origins without a realised
+path are skipped, too few left is a clear error, and a forecast that fails the last gate is
+replaced by the random walk's, or refused."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from fxforecast.engine import ensemble, gate
+from fxforecast.engine.calibration import RegimeWidths
+from fxforecast.engine.members.random_walk import RandomWalk
+from fxforecast.engine.validation import validation_set
+from fxforecast.errors import DataError
+from fxforecast.horizons import future_step_dates, horizon_params
+from fxforecast.marketdata.clean import clean
+
+AS_OF = pd.Timestamp("2024-11-29")
+
+
+def without(raw, start, end):
+    """The snapshot with the business days from start to end removed."""
+    return type(raw)(raw.market.drop(pd.bdate_range(start, end)), raw.rates, raw.source)
+
+
+def test_validation_skips_origins_without_a_realised_path(raw):
+    params = horizon_params(7)
+    full = validation_set(clean(raw), params)
+    validation = validation_set(clean(without(raw, "2024-06-10", "2024-06-14")), params)
+    # 2024-06-14 falls back to 2024-06-07, whose path is empty; so does the week before.
+    assert pd.Timestamp("2024-06-07") not in validation.origins
+    assert len(validation.origins) == len(full.origins) - 2
+    assert len(set(validation.origins)) == len(validation.origins)
+    assert all(a.size and np.all(np.isfinite(a)) for a in validation.actuals)
+
+
+def test_too_few_validation_paths_left_is_a_clear_error(raw):
+    # A year and a half missing: no weekly origin before it has a realised path.
+    gapped = without(raw, "2023-01-02", "2024-11-28")
+    with pytest.raises(DataError) as error:
+        validation_set(clean(gapped), horizon_params(7))
+    assert "have a realised 7-day path" in str(error.value) and "fall in gaps" in str(error.value)
+
+
+def test_the_gate_names_every_kind_of_broken_forecast():
+    good = np.array([[940.0, 955.0, 975.0, 997.0, 1009.0]])
+    assert gate.problems(good) == []
+    assert gate.problems(good * np.nan) == ["a quantile is not finite"]
+    assert gate.problems(-good) != []
+    assert "not in increasing order" in gate.problems(good[:, ::-1])[0]
+    same_width = np.array([[955.0, 955.0, 975.0, 997.0, 997.0]])
+    assert gate.problems(same_width) == ["the 95% interval is not wider than the 80% one"]
+    steps = future_step_dates(AS_OF, 7)
+    assert gate.check(np.repeat(good, 5, axis=0), steps, AS_OF, 7) == []
+    assert "up to its 7-day target" in gate.check(good, steps[:1], AS_OF, 7)[0]
+
+
+def test_an_unusable_ensemble_falls_back_to_the_random_walk(raw, monkeypatch):
+    """Whatever makes the combination unusable, the random walk's forecast is published,
+    marked degraded with the reason; never a NaN."""
+    monkeypatch.setattr(RegimeWidths, "apply", lambda self, path: path * np.nan)
+    data = clean(raw, "2023-06-30")
+    result = ensemble.forecast(data, horizon_params(7), [(RandomWalk(), True)], 60)
+    assert result.degraded and "a quantile is not finite" in result.fallback
+    assert gate.problems(result.quantiles) == []
+    np.testing.assert_array_equal(result.quantiles, result.members["random_walk"].forecast)
+    assert result.members["random_walk"].weight == 1.0
+    assert result.calibration.info() == {"method": "none"}
+    assert result.combination.drift_share == 0.0
+
+
+def test_no_usable_forecast_at_all_is_a_one_line_error(raw, monkeypatch):
+    monkeypatch.setattr(RegimeWidths, "apply", lambda self, path: path * np.nan)
+    monkeypatch.setattr(gate, "problems", lambda quantiles: ["a quantile is not finite"])
+    with pytest.raises(DataError, match=r"^no usable forecast: .* and so did the random walk's"):
+        ensemble.forecast(clean(raw, "2023-06-30"), horizon_params(7), [(RandomWalk(), True)], 60)
