@@ -8,9 +8,15 @@ from fxforecast.engine import calibration, combiner, ensemble
 from fxforecast.engine.members import configured_members
 from fxforecast.engine.members.base import Fitted, Member
 from fxforecast.engine.members.random_walk import RandomWalk
-from fxforecast.engine.validation import Validation, pinball_loss
+from fxforecast.engine.validation import (
+    MIN_FIT_OBS,
+    MIN_VALIDATION_ORIGINS,
+    Validation,
+    pinball_loss,
+    validation_set,
+)
 from fxforecast.errors import DataError
-from fxforecast.horizons import horizon_params
+from fxforecast.horizons import VALIDATION_ORIGINS_LONG, horizon_params, refit_anchor
 from fxforecast.marketdata.clean import clean
 from fxforecast.settings import Settings
 
@@ -183,3 +189,23 @@ def test_keep_drift_moves_the_median_and_keeps_the_shape():
     kept = combiner.keep_drift(path, 100.0, 0.0)
     assert kept[0, 2] == pytest.approx(100.0)
     assert np.allclose(np.log(kept / kept[:, [2]]), np.log(path / path[:, [2]]))
+
+
+def test_long_horizons_validate_on_as_many_weeks_as_the_data_allows(raw):
+    params = horizon_params(30)
+    assert (
+        params.validation_origins == VALIDATION_ORIGINS_LONG > horizon_params(7).validation_origins
+    )
+    recent = validation_set(clean(raw, "2024-11-29"), params)
+    assert len(recent.origins) == VALIDATION_ORIGINS_LONG
+    assert recent.origins == sorted(recent.origins)
+    assert (recent.origins[-1] - recent.origins[0]).days == 7 * (VALIDATION_ORIGINS_LONG - 1)
+    # Early in the data the window stops where a refit would have too few closes.
+    early_data = clean(raw, "2015-06-26")
+    early = validation_set(early_data, params)
+    assert MIN_VALIDATION_ORIGINS <= len(early.origins) < VALIDATION_ORIGINS_LONG
+    closes = early_data.closes()
+    first_anchor = refit_anchor(early.origins[0], params.refit_weeks)
+    assert closes.loc[:first_anchor].size >= MIN_FIT_OBS
+    one_more = refit_anchor(early.origins[0] - pd.Timedelta(weeks=1), params.refit_weeks)
+    assert closes.loc[:one_more].size < MIN_FIT_OBS

@@ -31,7 +31,9 @@ from .cluster import block_runner
 from .report import coverage_chart, metrics_markdown, relative_error_chart
 from .scoring import score
 
-BLOCK_WEEKS = 26
+# A block recomputes the validation paths its first origin needs (up to 400 weeks of them), so
+# blocks are long: two years of consecutive origins share one cache.
+BLOCK_WEEKS = 104
 CONTRACT_COLUMNS = ["model", "origin", "horizon_days", "target_date", "steps", *QUANTILE_COLUMNS]
 
 
@@ -102,8 +104,9 @@ def fingerprint(raw: RawData, settings: Settings, spec: BacktestSpec) -> str:
         for days in spec.horizons
         for member, enabled in configured_members(settings, horizon_params(days))
     ]
+    horizons = [asdict(horizon_params(days)) for days in spec.horizons]
     method = [settings.combiner, settings.calibration]
-    digest.update(json.dumps([members, method, asdict(spec)], default=str).encode())
+    digest.update(json.dumps([members, horizons, method, asdict(spec)], default=str).encode())
     return digest.hexdigest()[:16]
 
 
