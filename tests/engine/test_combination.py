@@ -120,7 +120,7 @@ def test_the_settings_name_exactly_the_registered_methods(tmp_path):
 
 @pytest.mark.parametrize("method", [("greedy", "regime"), ("inverse_loss", "split_conformal")])
 def test_every_method_gives_a_monotone_forecast_on_real_data(raw, method):
-    params = horizon_params(15)
+    params = horizon_params(7)
     result = ensemble.forecast(
         clean(raw, "2022-07-29"),
         params,

@@ -129,8 +129,9 @@ def test_disabled_members_are_reported_not_degraded(data):
 
 
 def test_later_data_changes_nothing(raw):
-    """Leakage: rows after the as-of date, changed wildly, leave the forecast identical."""
-    as_of = pd.Timestamp("2021-03-05")
+    """Leakage: rows after the as-of date, changed wildly, leave the forecast identical. Early in
+    the data, where the 15-day validation holds ~130 origins instead of 400: same code, faster."""
+    as_of = pd.Timestamp("2014-03-07")
     params = horizon_params(15)
     members = configured_members(Settings(), params)
     before = ensemble.forecast(clean(raw, as_of), params, members, 120)
