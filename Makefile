@@ -38,7 +38,7 @@ report: $(STAMP)
 	$(BIN)/fxforecast report $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench
