@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..horizons import HorizonParams, history_step_dates, refit_anchor
+from ..horizons import HorizonParams, history_step_slice, refit_anchor
 from ..marketdata.clean import MarketData
 from ..quantiles import pinball
 
@@ -51,21 +51,22 @@ def tail(path: np.ndarray) -> np.ndarray:
 
 def validation_set(data: MarketData, params: HorizonParams) -> Validation:
     """Weekly origins in time order whose H-day path ends by the as-of; too few is an error."""
+    # Positions in the sorted index by binary search: up to 400 origins per run.
     index = data.frame.index
-    filled = data.filled_close()
+    filled = data.filled_close().to_numpy()
     closes = data.closes()
     latest = data.as_of - pd.Timedelta(days=params.days)
     origins, steps, actuals, last_closes = [], [], [], []
     skipped = 0
     for k in range(params.validation_origins):
-        candidates = index[index <= latest - pd.Timedelta(weeks=k)]
-        if len(candidates) == 0:
+        at = index.searchsorted(latest - pd.Timedelta(weeks=k), side="right") - 1
+        if at < 0:
             break
-        origin = candidates[-1]
+        origin = index[at]
         anchor = refit_anchor(origin, params.refit_weeks)
-        if closes.loc[:anchor].size < MIN_FIT_OBS:
+        if closes.index.searchsorted(anchor, side="right") < MIN_FIT_OBS:
             break
-        actual = filled.loc[history_step_dates(index, origin, params.days)].to_numpy()
+        actual = filled[history_step_slice(index, origin, params.days)]
         # A gap in the data can leave an origin without a realised path (or repeat the origin
         # of the week before): it cannot score anything.
         if origin in origins or actual.size == 0 or not np.all(np.isfinite(actual)):
@@ -74,7 +75,7 @@ def validation_set(data: MarketData, params: HorizonParams) -> Validation:
         origins.append(origin)
         steps.append(len(actual))
         actuals.append(actual)
-        last_closes.append(float(filled.loc[origin]))
+        last_closes.append(float(filled[at]))
     if len(origins) < MIN_VALIDATION_ORIGINS and skipped:
         raise DataError(
             f"only {len(origins)} validation origins up to {data.as_of.date()} have a realised "
