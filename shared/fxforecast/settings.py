@@ -40,7 +40,7 @@ class Settings:
     stale_data_days: int = 7
     member_timeout_s: float = 120.0
     combiner: str = "greedy"  # how members' forecasts become one (engine/combiner.py)
-    calibration: str = "regime"  # how its intervals are set (engine/calibration.py)
+    calibration: str = "regime_conformal"  # how its intervals are set (engine/calibration.py)
 
 
 KEYS = {f.name.upper(): f for f in fields(Settings)}
@@ -48,7 +48,7 @@ KEYS = {f.name.upper(): f for f in fields(Settings)}
 # calibration names (tested).
 CHOICES = {
     "COMBINER": ("greedy", "inverse_loss"),
-    "CALIBRATION": ("regime", "split_conformal"),
+    "CALIBRATION": ("regime_conformal", "regime", "split_conformal"),
     "CHRONOS_BACKEND": ("auto", "library", "numpy"),
     "CHRONOS_DEVICE": ("auto", "cpu", "cuda"),
 }

@@ -109,6 +109,58 @@ def test_widths_follow_a_regime_change():
     assert info["method"] == "regime" and info["ewma_vol"] > info["long_vol"]
 
 
+def _coverage_case(spread_by_age, n=150, days=7, seed=8):
+    """Weekly validation paths of one member with a fixed spread; the realised moves' spread is
+    spread_by_age(weeks before the last origin) times the member's."""
+    rng = np.random.default_rng(seed)
+    sd = 0.004 * np.sqrt(np.arange(1, 6))
+    paths = [100 * np.exp(sd[:, None] * Z) for _ in range(n)]
+    actuals = [
+        100 * np.exp(spread_by_age(n - 1 - i) * sd * rng.standard_normal(5)) for i in range(n)
+    ]
+    return paths, _validation(actuals, days=days)
+
+
+def test_recent_coverage_corrects_the_widths_and_older_misses_fade():
+    too_wide_lately = calibration.recent_corrections(
+        *_coverage_case(lambda age: 0.5 if age < 60 else 1.0)
+    )
+    too_narrow_lately = calibration.recent_corrections(
+        *_coverage_case(lambda age: 2.0 if age < 60 else 1.0)
+    )
+    missed_long_ago = calibration.recent_corrections(
+        *_coverage_case(lambda age: 3.0 if age >= 4 * calibration.RECENT_HALF_LIFE_WEEKS else 1.0)
+    )
+    assert too_wide_lately["80"] < 0.8 and too_wide_lately["95"] < 0.8
+    assert too_narrow_lately["80"] > 1.3 and too_narrow_lately["95"] > 1.3
+    assert missed_long_ago["80"] == pytest.approx(1.0, abs=0.12)
+    # The same evidence on 30-day paths overlaps more, so it moves the correction less.
+    wide_30 = calibration.recent_corrections(
+        *_coverage_case(lambda age: 0.5 if age < 60 else 1.0, days=30)
+    )
+    assert too_wide_lately["80"] < wide_30["80"] < 1.0
+
+
+def test_regime_conformal_widths_are_the_regimes_times_the_correction():
+    paths, validation = _coverage_case(lambda age: 0.5, n=120)
+    closes = _closes(400, 40)
+    closes.index = pd.bdate_range(end=validation.origins[-1] + pd.Timedelta(days=7), periods=441)
+    fitted = calibration.RegimeConformal().fit(paths, validation, closes)
+    regime = calibration.VolatilityRegime().fit(paths, validation, closes)
+    assert fitted.regime.factor == pytest.approx(regime.factor) and regime.factor > 1.25
+    # The validation paths are widened by the regime as of their own (calm) origins: too wide
+    # for moves of half the spread, so the correction narrows.
+    assert fitted.corrections["80"] < 0.8
+    path = paths[0]
+    out = fitted.apply(path)
+    assert np.allclose(out[:, 2], path[:, 2])
+    half_width = np.log(out[:, 3] / out[:, 2]) / np.log(path[:, 3] / path[:, 2])
+    assert np.allclose(half_width, regime.factor * fitted.corrections["80"])
+    info = fitted.info()
+    assert info["method"] == "regime_conformal"
+    assert {"ewma_vol", "long_vol", "factor", "correction80", "correction95"} <= set(info)
+
+
 def test_the_settings_name_exactly_the_registered_methods(tmp_path):
     assert set(CHOICES["COMBINER"]) == set(combiner.COMBINERS)
     assert set(CHOICES["CALIBRATION"]) == set(calibration.CALIBRATIONS)
@@ -118,7 +170,10 @@ def test_the_settings_name_exactly_the_registered_methods(tmp_path):
         load_settings(env, environ={})
 
 
-@pytest.mark.parametrize("method", [("greedy", "regime"), ("inverse_loss", "split_conformal")])
+@pytest.mark.parametrize(
+    "method",
+    [("greedy", "regime_conformal"), ("greedy", "regime"), ("inverse_loss", "split_conformal")],
+)
 def test_every_method_gives_a_monotone_forecast_on_real_data(raw, method):
     params = horizon_params(7)
     result = ensemble.forecast(

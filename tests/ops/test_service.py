@@ -60,7 +60,8 @@ def test_each_service_end_to_end(service, tmp_path):
     }
     assert payload["members"]["chronos"]["status"] == "disabled"
     assert payload["members"]["random_walk_empirical"]["status"] == "disabled"
-    assert payload["calibration"]["method"] == "regime" and payload["calibration"]["factor"] > 0
+    assert payload["calibration"]["method"] == "regime_conformal"
+    assert payload["calibration"]["factor"] > 0 and payload["calibration"]["correction80"] > 0
 
     table = pd.read_csv(folder / "forecast.csv")
     assert list(table.columns) == ["date", "q0.025", "q0.1", "q0.5", "q0.9", "q0.975"]

@@ -57,7 +57,7 @@ def forecast(
     final_refit_weeks: int = 0,
     cache: FitCache | None = None,
     combiner: str = "greedy",
-    calibration: str = "regime",
+    calibration: str = "regime_conformal",
     stoppable: bool = False,
 ) -> EnsembleForecast:
     """`stoppable`: members that fit models run in child processes killed at their timeout

@@ -76,7 +76,7 @@ def add_backtest(sub):
     bt.add_argument(
         "--calibration",
         choices=CHOICES["CALIBRATION"],
-        help="how the intervals are set (default: CALIBRATION, else regime)",
+        help="how the intervals are set (default: CALIBRATION, else regime_conformal)",
     )
 
 
