@@ -19,7 +19,7 @@ from . import gate
 from .calibration import CALIBRATIONS
 from .combiner import COMBINERS, Combination
 from .members.base import Member
-from .runner import FitCache, MemberOutcome, run_member
+from .runner import FitCache, MemberOutcome, run_members
 from .validation import validation_set
 
 
@@ -60,31 +60,31 @@ def forecast(
     calibration: str = "regime_conformal",
     stoppable: bool = False,
 ) -> EnsembleForecast:
-    """`stoppable`: members that fit models run in child processes killed at their timeout
-    (a service run); off, in threads whose fits stay in `cache` (a backtest; engine.runner)."""
+    """`stoppable`: members that fit models run in child processes killed at their timeout,
+    beside Chronos if it is on (a service run); off, one after another in threads whose fits
+    stay in `cache` (a backtest; engine.runner)."""
     with threadpool_limits(limits=1):  # small matrices: nothing is lost, and reproducible
         validation = validation_set(data, params)
         step_dates = future_step_dates(data.as_of, params.days)
         cache = FitCache() if cache is None else cache
-        outcomes: dict[str, MemberOutcome] = {}
-        for member, enabled in members:
-            if not enabled:
-                outcomes[member.name] = MemberOutcome(
-                    member.name, "disabled", "switched off in settings"
-                )
-                continue
-            outcomes[member.name] = run_member(
-                member,
-                data.frame,
-                validation,
-                data.as_of,
-                len(step_dates),
-                timeout_s,
-                params.refit_weeks,
-                final_refit_weeks,
-                cache,
-                stoppable,
-            )
+        ran = run_members(
+            [member for member, enabled in members if enabled],
+            data.frame,
+            validation,
+            data.as_of,
+            len(step_dates),
+            timeout_s,
+            params.refit_weeks,
+            final_refit_weeks,
+            cache,
+            stoppable,
+        )
+        outcomes = {
+            member.name: ran[member.name]
+            if enabled
+            else MemberOutcome(member.name, "disabled", "switched off in settings")
+            for member, enabled in members
+        }
         working = {name: o for name, o in outcomes.items() if o.status == "ok"}
         if not working:
             reasons = "; ".join(f"{n}: {o.reason}" for n, o in outcomes.items())

@@ -9,11 +9,18 @@ too). Its fits die with the child, which a single run does not miss. A backtest 
 members run in daemon threads of its process, so the FitCache keeps their fits for the next
 origins. A member whose state must stay in the run's process (Chronos: its loaded model and
 figures) always runs in a thread.
+
+A service run with both kinds (Chronos on) uses the machine's second core: the members that fit
+models run one after another in one forked "group" process, each still in its own child killed at
+its timeout, while the resident members run in the run's process at the same time (run_members).
 """
 
 import multiprocessing
+import os
+import signal
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -26,6 +33,8 @@ from .validation import Validation
 
 MemberStatus = Literal["ok", "failed", "disabled"]
 _FORK = multiprocessing.get_context("fork")
+# The group process's time beyond its members' timeouts: forks and results sent back.
+_GROUP_MARGIN_S = 10.0
 
 
 @dataclass
@@ -139,6 +148,72 @@ def run_member(
     )
 
 
+def run_members(
+    members: list[Member],
+    frame: pd.DataFrame,
+    validation: Validation,
+    as_of: pd.Timestamp,
+    n_steps: int,
+    timeout_s: float,
+    refit_weeks: int,
+    final_refit_weeks: int,
+    cache: FitCache,
+    stoppable: bool = False,
+) -> dict[str, MemberOutcome]:
+    """Every member's outcome, by name in the members' order. One after another, except in a
+    service run (`stoppable`) where some members fit in child processes and some stay in this
+    process: the former then run in one group process while the latter run here."""
+
+    def run(member):
+        return run_member(
+            member,
+            frame,
+            validation,
+            as_of,
+            n_steps,
+            timeout_s,
+            refit_weeks,
+            final_refit_weeks,
+            cache,
+            stoppable,
+        )
+
+    grouped = [member for member in members if stoppable and member.own_process]
+    resident = [member for member in members if not (stoppable and member.own_process)]
+    if not grouped or not resident:
+        return {member.name: run(member) for member in members}
+    budget = timeout_s * len(grouped) + _GROUP_MARGIN_S
+    started = time.perf_counter()
+
+    def in_group():
+        os.setpgid(0, 0)  # its own process group, which its members' processes join
+        return [run(member) for member in grouped]
+
+    # Forked before any resident member starts: a fork while a Chronos thread holds a BLAS lock
+    # would leave that lock held forever in the group, whose members could then deadlock.
+    group = _Child(in_group, daemon=False)
+    try:
+        ran = {member.name: run(member) for member in resident}
+        state, value = group.result(budget - (time.perf_counter() - started))
+    finally:
+        # Its members' processes too: a group that was killed (e.g. out of memory) no longer
+        # stops them, and one still working holds the pipe open until the budget runs out.
+        with suppress(ProcessLookupError):
+            os.killpg(group.pid, signal.SIGKILL)
+        group.stop()
+    if state != "ok":
+        reason = f"timed out after {budget:g} s" if state == "timed out" else f"failed ({value})"
+        seconds = time.perf_counter() - started
+        value = [
+            MemberOutcome(
+                member.name, "failed", f"the fitting members' process {reason}", seconds=seconds
+            )
+            for member in grouped
+        ]
+    ran.update(zip([member.name for member in grouped], value, strict=True))
+    return {member.name: ran[member.name] for member in members}
+
+
 def _in_thread(work, timeout_s):
     """("ok", value), ("failed", reason) or ("timed out", None) from a daemon thread: a member
     that hangs is abandoned, and cannot keep the process alive."""
@@ -157,36 +232,52 @@ def _in_thread(work, timeout_s):
 
 
 def _in_process(work, timeout_s):
-    """The same from a forked child process, killed at the timeout; the result comes back
-    pickled through a pipe."""
-    receive, send = _FORK.Pipe(duplex=False)
-
-    def child():
-        try:
-            outcome = ("ok", work())
-        except BaseException as exc:  # reported, never raised in the child
-            outcome = ("failed", _reason(exc))
-        try:
-            send.send(outcome)
-        except Exception as exc:  # a result that cannot be pickled
-            send.send(("failed", f"result not sent back: {_reason(exc)}"))
-
-    process = _FORK.Process(target=child, daemon=True)
-    process.start()
-    send.close()
+    """The same from a forked child process, killed at the timeout."""
+    child = _Child(work, daemon=True)
     try:
-        if not receive.poll(timeout_s):
+        return child.result(timeout_s)
+    finally:
+        child.stop()
+
+
+class _Child:
+    """`work` in a forked child process; its outcome comes back pickled through a pipe. Only a
+    non-daemonic child may start children of its own (the group's members)."""
+
+    def __init__(self, work, daemon: bool):
+        self._receive, send = _FORK.Pipe(duplex=False)
+
+        def child():
+            try:
+                outcome = ("ok", work())
+            except BaseException as exc:  # reported, never raised in the child
+                outcome = ("failed", _reason(exc))
+            try:
+                send.send(outcome)
+            except Exception as exc:  # a result that cannot be pickled
+                send.send(("failed", f"result not sent back: {_reason(exc)}"))
+
+        self._process = _FORK.Process(target=child, daemon=daemon)
+        self._process.start()
+        self.pid = self._process.pid
+        send.close()
+
+    def result(self, timeout_s: float):
+        """("ok", value), ("failed", reason) or ("timed out", None) within `timeout_s`."""
+        if not self._receive.poll(max(timeout_s, 0)):
             return "timed out", None
         try:
-            return receive.recv()
+            return self._receive.recv()
         except EOFError:  # killed (e.g. out of memory) before it answered
-            process.join()
-            return "failed", f"its process ended with exit code {process.exitcode}"
-    finally:
-        receive.close()
-        if process.is_alive():
-            process.kill()
-        process.join()
+            self._process.join()
+            return "failed", f"its process ended with exit code {self._process.exitcode}"
+
+    def stop(self) -> None:
+        """Kill the child if it still runs, and reap it."""
+        self._receive.close()
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join()
 
 
 def _reason(exc: BaseException) -> str:
