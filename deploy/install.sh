@@ -69,6 +69,8 @@ ours() {
 }
 
 mapfile -t files < <(copied_files)
+declare -A shipped=()  # a set: `printf | grep -q` under pipefail fails when grep exits first
+for file in "${files[@]}"; do shipped[$file]=1; done
 foreign=()
 for file in "${files[@]}"; do
     [ ! -e "$PREFIX/$file" ] || ours "$PREFIX/$file" || foreign+=("$file")
@@ -98,7 +100,7 @@ fi
 if [ -f "$MANIFEST" ]; then
     while read -r kind path; do
         [ "$kind" = file ] && [[ $path = "$PREFIX"/shared/* || $path = "$PREFIX"/deploy/* ]] || continue
-        printf '%s\n' "${files[@]}" | grep -qxF "${path#"$PREFIX"/}" && continue
+        [[ -n ${shipped[${path#"$PREFIX"/}]:-} ]] && continue
         run rm -f "$path"
         ((DRY_RUN)) || grep -vxF "file $path" "$MANIFEST" >"$MANIFEST.new" || true
         ((DRY_RUN)) || mv "$MANIFEST.new" "$MANIFEST"

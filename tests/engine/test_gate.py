@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fxforecast.engine import ensemble, gate
-from fxforecast.engine.calibration import RegimeWidths
+from fxforecast.engine.calibration import CorrectedRegimeWidths
 from fxforecast.engine.members.random_walk import RandomWalk
 from fxforecast.engine.validation import validation_set
 from fxforecast.errors import DataError
@@ -56,7 +56,7 @@ def test_the_gate_names_every_kind_of_broken_forecast():
 def test_an_unusable_ensemble_falls_back_to_the_random_walk(raw, monkeypatch):
     """Whatever makes the combination unusable, the random walk's forecast is published,
     marked degraded with the reason; never a NaN."""
-    monkeypatch.setattr(RegimeWidths, "apply", lambda self, path: path * np.nan)
+    monkeypatch.setattr(CorrectedRegimeWidths, "apply", lambda self, path: path * np.nan)
     data = clean(raw, "2023-06-30")
     result = ensemble.forecast(data, horizon_params(7), [(RandomWalk(), True)], 60)
     assert result.degraded and "a quantile is not finite" in result.fallback
@@ -68,7 +68,7 @@ def test_an_unusable_ensemble_falls_back_to_the_random_walk(raw, monkeypatch):
 
 
 def test_no_usable_forecast_at_all_is_a_one_line_error(raw, monkeypatch):
-    monkeypatch.setattr(RegimeWidths, "apply", lambda self, path: path * np.nan)
+    monkeypatch.setattr(CorrectedRegimeWidths, "apply", lambda self, path: path * np.nan)
     monkeypatch.setattr(gate, "problems", lambda quantiles: ["a quantile is not finite"])
     with pytest.raises(DataError, match=r"^no usable forecast: .* and so did the random walk's"):
         ensemble.forecast(clean(raw, "2023-06-30"), horizon_params(7), [(RandomWalk(), True)], 60)
