@@ -170,9 +170,9 @@ def test_the_settings_name_exactly_the_registered_methods(tmp_path):
         load_settings(env, environ={})
 
 
+# The default and the oldest pair; the regime factor alone is covered above.
 @pytest.mark.parametrize(
-    "method",
-    [("greedy", "regime_conformal"), ("greedy", "regime"), ("inverse_loss", "split_conformal")],
+    "method", [("greedy", "regime_conformal"), ("inverse_loss", "split_conformal")]
 )
 def test_every_method_gives_a_monotone_forecast_on_real_data(raw, method):
     params = horizon_params(7)
