@@ -34,22 +34,27 @@ def interval_ratios(paths, actuals, lower: int, upper: int) -> list[np.ndarray]:
     return ratios
 
 
+def shrunk_factor(raw: float, independent: float) -> float:
+    """`raw` shrunk toward 1 (in log terms) by how few independent paths it rests on, clipped
+    to CALIBRATION_LIMITS."""
+    weight = independent / (independent + CALIBRATION_PRIOR_PATHS)
+    return float(np.clip(np.exp(weight * np.log(max(raw, 1e-6))), *CALIBRATION_LIMITS))
+
+
 def calibration_factors(paths: list[np.ndarray], validation: Validation) -> dict[str, float]:
     """Per interval, the factor on log-distance from the median that makes past errors in the
     tail of each path (where the target lies) fall inside as often as nominal.
 
     The factor is shrunk toward 1 (in log terms) by how few independent paths it rests on, so
     one shock in a short window does not swing the width for years."""
-    weight = validation.independent_paths()
-    weight /= weight + CALIBRATION_PRIOR_PATHS
+    independent = validation.independent_paths()
     factors = {}
     for lower, upper, coverage in INTERVALS:
         ratios = interval_ratios(paths, validation.actuals, lower, upper)
         # Split-conformal level: (1 + 1/n) x nominal, n the number of validation paths.
         level = min(1.0, coverage * (1 + 1 / len(paths)))
         raw = float(np.quantile(np.concatenate(ratios), level))
-        factor = np.exp(weight * np.log(max(raw, 1e-6)))
-        factors[f"{int(coverage * 100)}"] = float(np.clip(factor, *CALIBRATION_LIMITS))
+        factors[f"{int(coverage * 100)}"] = shrunk_factor(raw, independent)
     return factors
 
 
@@ -164,9 +169,8 @@ def recent_corrections(paths: list[np.ndarray], validation: Validation) -> dict[
     last = validation.origins[-1]
     ages = np.array([(last - origin).days / 7 for origin in validation.origins])
     weights = 0.5 ** (ages / RECENT_HALF_LIFE_WEEKS)
-    overlap = 7 / max(validation.days, 7)  # as in Validation.independent_paths
-    independent = max(2.0, weights.sum() ** 2 / (weights**2).sum() * overlap)
-    shrink = independent / (independent + CALIBRATION_PRIOR_PATHS)
+    # Kish's effective number of weighted origins, then the overlap of their paths.
+    independent = validation.independent_paths(weights.sum() ** 2 / (weights**2).sum())
     corrections = {}
     for lower, upper, coverage in INTERVALS:
         ratios = interval_ratios(paths, validation.actuals, lower, upper)
@@ -174,8 +178,7 @@ def recent_corrections(paths: list[np.ndarray], validation: Validation) -> dict[
             [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=True)]
         )
         raw = weighted_quantile(np.concatenate(ratios), point_weights, coverage)
-        correction = np.exp(shrink * np.log(max(raw, 1e-6)))
-        corrections[f"{int(coverage * 100)}"] = float(np.clip(correction, *CALIBRATION_LIMITS))
+        corrections[f"{int(coverage * 100)}"] = shrunk_factor(raw, independent)
     return corrections
 
 

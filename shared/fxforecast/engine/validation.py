@@ -33,9 +33,11 @@ class Validation:
             np.mean([pinball_loss(p, a) for p, a in zip(paths, self.actuals, strict=True)])
         )
 
-    def independent_paths(self) -> float:
-        """Weekly origins of H-day paths overlap: about n * 7 / H of them are independent."""
-        return max(2.0, len(self.origins) * 7 / max(self.days, 7))
+    def independent_paths(self, origins: float | None = None) -> float:
+        """Weekly origins of H-day paths overlap: about n * 7 / H of them are independent, n the
+        number of origins (or `origins`, an effective count when they are weighted)."""
+        n = len(self.origins) if origins is None else origins
+        return max(2.0, n * 7 / max(self.days, 7))
 
 
 def pinball_loss(quantiles: np.ndarray, actual: np.ndarray) -> float:
