@@ -1,5 +1,5 @@
 """The files a run writes, rendered in memory: forecast.json, forecast.csv and fan_chart.png
-(fsio.write_all puts them in place all-or-nothing)."""
+(fsio.write_set publishes the three as one set)."""
 
 import io
 import json

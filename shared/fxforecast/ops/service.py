@@ -13,7 +13,7 @@ from .. import __version__
 from ..engine import ensemble, gate
 from ..engine.members import configured_members
 from ..errors import FxError
-from ..fsio import locked, remove_staging, write_all
+from ..fsio import locked, remove_staging, write_set
 from ..horizons import horizon_params
 from ..marketdata import load_for_run
 from ..marketdata.clean import clean
@@ -187,7 +187,7 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
     for removed in remove_staging(service_folder):
         log.warning("removed the staging folder of an interrupted run", folder=removed)
     folder = service_folder / payload["as_of"]
-    files = write_all(folder, render(payload, data.filled_close(), table))
+    files = write_set(folder, render(payload, data.filled_close(), table))
     _store(settings.forecast_db, payload, log, record)
 
     target = payload["steps"][-1]
