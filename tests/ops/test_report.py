@@ -311,7 +311,7 @@ def test_service_run_refreshes_the_page(tmp_path):
     done = run_service("forecaster_7d", tmp_path, **FAST_MEMBERS)
     assert done.returncode == 0, done.stderr
     page = (tmp_path / "output" / "report" / "index.html").read_text()
-    assert '<section id="forecaster_7d">' in page and "(1 runs)" in page  # this very run
+    assert '<section id="forecaster_7d">' in page and "(1 runs, from " in page  # this very run
     assert metrics_lines(tmp_path / "metrics.jsonl")[-1]["status"] == "ok"
 
 
