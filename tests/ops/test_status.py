@@ -291,3 +291,15 @@ def test_lines_that_went_to_the_fallback_file_are_an_alert(tmp_path):
     # What that run recorded is read from there: it succeeded.
     assert "forecaster_7d: CRITICAL\n" in status.stdout
     assert "  last success    0.0 days ago" in status.stdout
+
+
+def test_a_bad_setting_is_unknown_and_the_help_names_every_exit_code(tmp_path, capsys):
+    env_file = tmp_path / ".env"
+    env_file.write_text("STALE_DATA_DAYS=soon\n")
+    assert main(["status", "--env-file", str(env_file)]) == 3
+    assert capsys.readouterr().err.startswith("error: STALE_DATA_DAYS='soon' in ")
+    with pytest.raises(SystemExit):
+        main(["status", "--help"])
+    help_text = capsys.readouterr().out
+    for code in ("0 OK", "1 WARNING", "2 CRITICAL", "3 UNKNOWN"):
+        assert code in help_text

@@ -28,6 +28,16 @@ STALE_AFTER_DAYS = 8
 STANDARD_SERVICES = [f"forecaster_{days}d" for days in sorted(HORIZONS)]
 OK, WARNING, CRITICAL, UNKNOWN = "OK", "WARNING", "CRITICAL", "UNKNOWN"
 EXIT_CODES = {OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3}
+EXIT_CODES_HELP = """Each service's health from the newest runs in the metrics file, in the style
+of a monitoring plugin: the first line sums up, every service and finding names its state, and
+the exit code is the worst state found:
+  0 OK        every service ran within 8 days on fresh data
+  1 WARNING   a last run degraded or warned, a feed of the last refresh failed, or metrics
+              lines were skipped as corrupt
+  2 CRITICAL  a last run failed; no success for more than 8 days; a service never ran; stale
+              data (the last run's newest USD/CLP close older than its STALE_DATA_DAYS); or
+              the last run's metrics line went to the fallback file
+  3 UNKNOWN   status cannot read what it needs (no metrics file, a bad setting)"""
 # However few runs it has found, reading stops this far from the end (about 5,000 lines).
 MAX_READ_BYTES = 8 * 2**20
 _CHUNK = 2**16
