@@ -47,7 +47,8 @@ def refuse_root_in_service_folders(folders: list[Path]) -> None:
         if owner != 0:
             user, command = _user(owner), shlex.join(sys.orig_argv)
             raise ConfigError(
-                f"started as root, but {folder} belongs to {user}, who runs the services: a "
+                f"started as root, but {folder.absolute()} belongs to {user}, who runs the "
+                "services: a "
                 f"file root wrote there would stop {user}'s cron runs; run it as {user}: "
                 f"runuser -u {user} -- {command}   (or: sudo -u {user} {command})"
             )
