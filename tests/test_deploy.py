@@ -29,10 +29,11 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 from fxforecast.ops.status import STANDARD_SERVICES
-from helpers import ROOT, metrics_lines
+from helpers import ROOT
 from sources_standin import Sources
 
-CRON_USER = "fxforecast-test"
+# Its own name per test process: engineers sharing a machine run this module side by side.
+CRON_USER = f"fxforecast-test-{os.getpid()}"
 UNRELATED = "5 4 * * * /bin/true  # someone else's job"
 OPERATOR_LINE = "30 5 * * 1 /usr/local/bin/backup  # added by hand after the block"
 PYTHON = "/usr/bin/python3"  # a Python every user can run (the README says why)
@@ -210,14 +211,20 @@ def job_time(variables: dict, job: list[str], monday: pd.Timestamp) -> pd.Timest
     return local.tz_localize(variables["CRON_TZ"]).tz_convert("UTC").tz_localize(None)
 
 
+def lines_of(path: Path) -> list[str]:
+    """The file's lines; none when it is missing (a step that failed shows in its test)."""
+    return path.read_text().splitlines() if path.is_file() else []
+
+
 def newest_lines(prefix: Path) -> dict:
     """Each service's newest metrics line."""
-    lines = metrics_lines(prefix / "logs/metrics.jsonl")
-    return {line["service"]: line for line in lines}
+    return {
+        line["service"]: line for line in map(json.loads, lines_of(prefix / "logs/metrics.jsonl"))
+    }
 
 
 def cache_rows(prefix: Path) -> list[str]:
-    return (prefix / "data/market_daily.csv").read_text().splitlines()[1:]
+    return lines_of(prefix / "data/market_daily.csv")[1:]
 
 
 def monday(sources, prefix, day, services=STANDARD_SERVICES) -> SimpleNamespace:
@@ -237,7 +244,7 @@ def monday(sources, prefix, day, services=STANDARD_SERVICES) -> SimpleNamespace:
     week.forecasts = {
         name: json.loads((prefix / line["outputs"]["forecast.json"]).read_text())
         for name, line in week.lines.items()
-        if line.get("outputs")
+        if line.get("outputs") and (prefix / line["outputs"]["forecast.json"]).is_file()
     }
     status_at = pd.Timestamp(f"{day.date()} 09:00").tz_localize(variables["CRON_TZ"])
     week.status = as_cron(
@@ -324,7 +331,7 @@ def deployment(request, cron_user, sources):
     # cron's own lock: with it held, the line gives up at once and runs nothing.
     variables, jobs = installed_block(cron_user, prefix)
     seven = next(job for job in jobs if "forecaster_7d" in job[5])
-    lines_before = len(metrics_lines(prefix / "logs/metrics.jsonl"))
+    lines_before = len(lines_of(prefix / "logs/metrics.jsonl"))
     with open(prefix / "logs/cron_forecaster_7d.lock") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         began = time.monotonic()
@@ -332,7 +339,7 @@ def deployment(request, cron_user, sources):
             cron_user, variables, job_time(variables, seven, MONDAYS[0]), seven[5]
         )
         facts.blocked_seconds = time.monotonic() - began
-    facts.blocked_lines = len(metrics_lines(prefix / "logs/metrics.jsonl")) - lines_before
+    facts.blocked_lines = len(lines_of(prefix / "logs/metrics.jsonl")) - lines_before
 
     # The manual run the old first-run steps gave, as root, on the Tuesday: refused.
     tuesday = f"{MONDAYS[0] + pd.Timedelta(days=1):%Y-%m-%d} 10:00:00"
@@ -401,10 +408,10 @@ def deployment(request, cron_user, sources):
         'exec /bin/rm "$@"\n'
     )
     (killer / "rm").chmod(0o755)
-    facts.manifest_before_kill = (prefix / ".fxforecast-manifest").read_text().splitlines()
+    facts.manifest_before_kill = lines_of(prefix / ".fxforecast-manifest")
     path = f"{killer}:{os.environ['PATH']}"
     facts.killed = script("uninstall.sh", prefix, env={**os.environ, "PATH": path})
-    facts.manifest_after_kill = (prefix / ".fxforecast-manifest").read_text().splitlines()
+    facts.manifest_after_kill = lines_of(prefix / ".fxforecast-manifest")
     facts.venv_after_kill = (prefix / ".venv").is_dir()
     facts.crontab_after_kill = crontab_of(cron_user)
     facts.resumed = script("uninstall.sh", prefix)

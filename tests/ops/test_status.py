@@ -303,3 +303,21 @@ def test_a_bad_setting_is_unknown_and_the_help_names_every_exit_code(tmp_path, c
     help_text = capsys.readouterr().out
     for code in ("0 OK", "1 WARNING", "2 CRITICAL", "3 UNKNOWN"):
         assert code in help_text
+
+
+def test_a_file_read_whole_across_blocks_names_lines_from_the_start(tmp_path, capsys):
+    """The 90-day service never ran, so every line is read (about 0.33 MB, several blocks read
+    backwards): each line comes out whole and a corrupt one is named by its line number."""
+    path = tmp_path / "metrics.jsonl"
+    weeks = [run(name, week) for week in range(400, 0, -1) for name in STANDARD_SERVICES[:3]]
+    write(path, weeks, corrupt=[(123, '{"torn": ')])
+    assert path.stat().st_size > 5 * 2**16
+    assert main(["status", "--metrics", str(path), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert (
+        captured.err
+        == f"warning: {path} line 124: not valid JSON (corrupt or truncated); skipped\n"
+    )
+    report = json.loads(captured.out)
+    assert report["services"]["forecaster_7d"]["runs"] == 400
+    assert report["services"]["forecaster_90d"]["alerts"] == ["no run recorded"]
