@@ -349,8 +349,12 @@ def test_stale_data_and_other_alerts_are_shown_in_red(tmp_path):
     assert "<h2>forecaster_7d: CRITICAL</h2>" in seven
     alert = "stale data: newest USD/CLP close (2026-02-06) is 14 days old (limit STALE_DATA_DAYS=7)"
     assert f'<p class="alert">CRITICAL: {alert}' in seven
-    assert '<span class="alert">USD/CLP 2026-02-06 (10 days old at the run, 14 now)</span>' in seven
-    assert "refresh off" in seven
+    newest = "USD/CLP 2026-02-06 (14 days old now, 10 at the last success)"
+    assert (
+        f'<td class=text>newest close</td><td class=text><span class="alert">{newest}</span>'
+        in seven
+    )
+    assert "off in this service (DATA_REFRESH=false)" in seven
     fifteen = section(page, "forecaster_15d")
     assert '<p class="warn">WARNING: last run degraded: newest data row is 9 days' in fifteen
     assert ".alert{color:#b00020" in page and ".warn{color:#b35900" in page

@@ -379,19 +379,32 @@ def _summary(report: dict) -> str:
     return f"{report['state']}: {'; '.join(problems) or healthy}"
 
 
-def _data_lines(data: dict) -> list[str]:
-    if data["source"] is None:
-        return []
-    age = f"{data['age_days_now']} days old now, {data['age_days_at_run']} at the last success"
+def data_texts(data: dict) -> dict[str, str]:
+    """The last successful run's data facts (from `data_health`) as status prints them and the
+    report shows them."""
+    newest = data["newest_close"]
+    if newest is None:
+        close = "not recorded"
+    else:
+        close = (
+            f"USD/CLP {newest} ({data['age_days_now']} days old now, "
+            f"{data['age_days_at_run']} at the last success)"
+        )
     if not data["refresh_on"]:
         refresh = "off in this service (DATA_REFRESH=false)"
     else:
         refresh = data["last_refresh"] or "none in the runs read"
-    return [
-        f"  data            {data['source']}: {data['reason']}",
-        f"  newest close    USD/CLP {data['newest_close']} ({age})",
-        f"  last refresh    {refresh}",
-    ]
+    return {
+        "data": f"{data['source']}: {data['reason'] or 'no reason recorded'}",
+        "newest close": close,
+        "last refresh": refresh,
+    }
+
+
+def _data_lines(data: dict) -> list[str]:
+    if data["source"] is None:
+        return []
+    return [f"  {name:<16}{text}" for name, text in data_texts(data).items()]
 
 
 def _format_health(report: dict) -> str:

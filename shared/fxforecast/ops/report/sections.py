@@ -8,7 +8,7 @@ import pandas as pd
 
 from ...quantiles import QUANTILE_COLUMNS
 from ...settings import Settings
-from ..status import SUCCESS
+from ..status import SUCCESS, data_texts
 from .charts import (
     Html,
     accuracy_chart,
@@ -70,20 +70,13 @@ def _swatch(name: str, colours: dict) -> Html:
 
 def _data_facts(data: dict) -> list[list]:
     """Which data the forecast came from and why, how old it is, the last successful refresh;
-    in red when the run judged it stale."""
-    age = f"{data['age_days_at_run']} days old at the run, {data['age_days_now']} now"
-    newest = f"USD/CLP {data['newest_close']} ({age})"
-    refresh = data["last_refresh"] and when(data["last_refresh"])
-    return [
-        ["data", f"{data['source']}: {data['reason']}"],
-        ["newest close", Html(f'<span class="alert">{html.escape(newest)}</span>')]
-        if data["stale"]
-        else ["newest close", newest],
-        [
-            "last successful refresh (UTC)",
-            refresh or ("none in the runs shown" if data["refresh_on"] else "refresh off"),
-        ],
-    ]
+    the newest close in red when the run judged it stale."""
+    texts = data_texts(data)
+    if data["stale"]:
+        texts["newest close"] = Html(
+            f'<span class="alert">{html.escape(texts["newest close"])}</span>'
+        )
+    return [[name, text] for name, text in texts.items()]
 
 
 def _latest(runs: list[dict], health: dict, settings: Settings, colours: dict) -> str:
