@@ -7,7 +7,7 @@ ARGS ?=
 
 .PHONY: install forecast run-7d run-15d run-30d run-90d test bench bench-refresh fetch-data lint \
 	clean backtest enable-chronos disable-chronos status chronos-download bench-chronos \
-	report bench-report bench-backtest
+	report bench-report bench-history bench-backtest
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-refresh: $(STAMP)
 # Time to render the report from five years of weekly runs of the four services.
 bench-report: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_report
+
+# status and report on 1,000 and 100,000 metrics lines side by side: time and peak memory.
+bench-history: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_history
 
 # Chronos-Bolt-Small's two files into models/, for servers that later run offline (needs network),
 # then exported for the numpy path: services given that folder never import torch.

@@ -35,6 +35,13 @@ run() {
 begin_marker() { echo "# BEGIN fxforecast $PREFIX (managed by deploy/install.sh)"; }
 end_marker() { echo "# END fxforecast $PREFIX"; }
 
+# The block install puts in the crontab from the crontab file $1: markers around its lines.
+cron_block() {
+    begin_marker
+    sed "s|@PREFIX@|$PREFIX|g" "$1"
+    end_marker
+}
+
 # Only root may name another user; for oneself plain crontab works everywhere.
 crontab_of_user() {
     if [ "$CRON_USER" = "$(id -un)" ]; then
@@ -47,8 +54,32 @@ crontab_of_user() {
 # The user's crontab, empty when there is none yet.
 current_crontab() { crontab_of_user -l 2>/dev/null || true; }
 
-# stdin without this prefix's block.
+# The crontab text $1 without the block $2 (whole lines, as written); fails when $1 does not
+# hold that block unchanged: then nothing proves which lines are fxforecast's.
 without_block() {
-    awk -v begin="$(begin_marker)" -v end="$(end_marker)" \
-        '$0 == begin { skip = 1; next } $0 == end { skip = 0; next } !skip'
+    local text=$'\n'"$1"$'\n' block=$'\n'"$2"$'\n'
+    [[ $text == *"$block"* ]] || return 1
+    text=${text/"$block"/$'\n'}
+    text=${text#$'\n'}
+    printf '%s' "${text%$'\n'}"
 }
+
+# The numbered lines of crontab text $1 that look like this PREFIX's: from its BEGIN marker to
+# its END marker (or to the end when that was edited away) and any line that names PREFIX.
+prefix_lines() {
+    awk -v begin="$(begin_marker)" -v end="$(end_marker)" -v job="cd $PREFIX && " '
+        $0 == begin { inside = 1 }
+        inside || index($0, job) || $0 == end { printf "  line %d: %s\n", NR, $0 }
+        $0 == end { inside = 0 }' <<<"$1"
+}
+
+# Refuse (exit 2), changing nothing, when crontab text $1 has lines of this PREFIX but not the
+# block $2 as install wrote it.
+refuse_edited_block() {
+    echo "error: the crontab of $CRON_USER holds lines for $PREFIX that are not the block" \
+        "deploy/install.sh wrote, unchanged; only that block is ever removed or replaced." \
+        "Remove or restore these lines by hand (crontab -u $CRON_USER -e), then run again:" >&2
+    prefix_lines "$1" >&2
+    exit 2
+}
+

@@ -37,13 +37,14 @@ def cli(tmp_path, monkeypatch, capsys):
     walk only, no setting of the caller's environment; returns (exit code, stdout, stderr)."""
     from fxforecast.cli import main
     from fxforecast.settings import KEYS
-    from helpers import FAST_MEMBERS
+    from helpers import ANY_DATA_AGE, FAST_MEMBERS
 
     monkeypatch.chdir(tmp_path)
     for key in KEYS:
         monkeypatch.delenv(key, raising=False)
     for key, value in {
         **FAST_MEMBERS,
+        **ANY_DATA_AGE,
         "OUTPUT_DIR": tmp_path / "output",
         "LOG_DIR": tmp_path / "logs",
         "METRICS_LOG_PATH": tmp_path / "metrics.jsonl",

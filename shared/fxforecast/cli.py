@@ -29,15 +29,18 @@ def _add_run(sub):
 
 
 def _run(args) -> int:
-    from .ops.runlog import record_settings_error
+    from .ops.runas import refuse_root_in_service_folders, run_folders
+    from .ops.runlog import metrics_path_despite, record_settings_error
     from .ops.service import run_service  # the heavy imports only for commands that need them
 
     service = args.service or f"forecaster_{args.horizon}d"
     try:
         settings = load_settings(args.env_file, data_dir=args.data_dir, output_dir=args.output_dir)
     except ConfigError as exc:  # monitoring must see this run too
+        refuse_root_in_service_folders([metrics_path_despite(args.env_file).parent])
         record_settings_error(service, args.horizon, args.env_file, str(exc))
         raise
+    refuse_root_in_service_folders(run_folders(settings))
     return run_service(service, args.horizon, settings, args.as_of, args.debug)
 
 
@@ -51,15 +54,22 @@ def _add_fetch_data(sub):
 
 def _fetch_data(args) -> int:
     from .ops.fetch import fetch_data
+    from .ops.runas import refuse_root_in_service_folders, run_folders
 
-    return fetch_data(load_settings(args.env_file, data_dir=args.data_dir))
+    settings = load_settings(args.env_file, data_dir=args.data_dir)
+    refuse_root_in_service_folders(run_folders(settings))
+    return fetch_data(settings)
 
 
 def _add_status(sub):
+    from .ops.status import EXIT_CODES_HELP
+
     status = sub.add_parser(
         "status",
-        help="each service's health from the metrics file (exit 1 when one needs "
-        "attention); --accuracy: realized accuracy of the stored forecasts",
+        help="each service's health from the metrics file, as a monitoring plugin (exit 0 OK, "
+        "1 WARNING, 2 CRITICAL, 3 UNKNOWN); --accuracy: realized accuracy of stored forecasts",
+        description=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     status.add_argument("--env-file", type=Path, help="a .env file to take the paths from")
     status.add_argument("--metrics", type=Path, help="metrics file (default METRICS_LOG_PATH)")
@@ -82,11 +92,18 @@ def _add_status(sub):
 
 def _status(args) -> int:
     from .ops.accuracy import show_accuracy
-    from .ops.status import show_status
+    from .ops.status import EXIT_CODES, UNKNOWN, show_status
 
-    settings = load_settings(
-        args.env_file, metrics_log_path=args.metrics, forecast_db=args.db, data_dir=args.data_dir
-    )
+    try:
+        settings = load_settings(
+            args.env_file,
+            metrics_log_path=args.metrics,
+            forecast_db=args.db,
+            data_dir=args.data_dir,
+        )
+    except ConfigError as exc:  # status cannot tell: UNKNOWN
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CODES[UNKNOWN]
     if args.accuracy:
         return show_accuracy(settings, args.json)
     return show_status(settings, args.last, args.json, datetime.now(UTC))
@@ -106,6 +123,7 @@ def _add_report(sub):
 
 def _report(args) -> int:
     from .ops.report.page import default_path, write_report
+    from .ops.runas import refuse_root_in_service_folders
     from .ops.runlog import configure_logging
 
     settings = load_settings(
@@ -115,8 +133,10 @@ def _report(args) -> int:
         output_dir=args.output_dir,
         data_dir=args.data_dir,
     )
+    out = args.out or default_path(settings)
+    refuse_root_in_service_folders([settings.log_dir, out.parent, out.parent.parent])
     log = configure_logging("report", settings.log_dir)
-    out = write_report(settings, args.out or default_path(settings), datetime.now(UTC), log)
+    out = write_report(settings, out, datetime.now(UTC), log)
     print(f"report: {out}")
     return 0
 

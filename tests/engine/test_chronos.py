@@ -23,6 +23,7 @@ from fxforecast.horizons import HORIZONS, horizon_params
 from fxforecast.marketdata.clean import load
 from fxforecast.quantiles import LEVELS
 from fxforecast.settings import Settings, load_settings
+from helpers import ANY_DATA_AGE
 
 ONLY_CHRONOS = "ENABLE_ARIMA=false\nENABLE_VAR=false\nENABLE_RF=false\n"
 # The metrics line's chronos block, in order: the list, plus rss_released_mb, and the
@@ -53,7 +54,8 @@ def write_env(tmp_path, settings: str) -> Path:
     env_file = tmp_path / ".env"
     env_file.write_text(
         f"OUTPUT_DIR={tmp_path / 'output'}\nLOG_DIR={tmp_path / 'logs'}\n"
-        f"METRICS_LOG_PATH={tmp_path / 'metrics.jsonl'}\n{settings}"
+        f"METRICS_LOG_PATH={tmp_path / 'metrics.jsonl'}\n"
+        f"STALE_DATA_DAYS={ANY_DATA_AGE['STALE_DATA_DAYS']}\n{settings}"
     )
     return env_file
 

@@ -128,7 +128,7 @@ def test_fetch_data_and_a_service_run_with_duplicate_429_and_fred_down(sources, 
     assert market.index[-1] == pd.Timestamp("2024-12-06")
     assert market.loc["2024-12-02":, "USDCLP"].notna().all()
 
-    settings = _down_settings(sources.url_for("").rstrip("/"), tmp_path)
+    settings = _down_settings(sources.url_for("").rstrip("/"), tmp_path, stale_data_days=100000)
     assert run_service("forecaster_7d", 7, settings) == 0
     record = _last_metrics(tmp_path)
     assert record["status"] == "ok" and record["as_of"] == "2024-12-06"
@@ -298,7 +298,7 @@ def test_an_exception_while_storing_leaves_the_cache_and_the_run_goes_on(
     assert "cache left as it was: unexpected KeyError: 'Copper'" in err
     assert {p.name: p.read_bytes() for p in cache_dir.iterdir() if p.name in before} == before
 
-    settings = _down_settings(sources.url_for("").rstrip("/"), tmp_path)
+    settings = _down_settings(sources.url_for("").rstrip("/"), tmp_path, stale_data_days=100000)
     assert run_service("forecaster_7d", 7, settings) == 0
     record = _last_metrics(tmp_path)
     assert record["data"]["data_source"] == "snapshot" and record["as_of"] == "2024-11-29"
@@ -311,7 +311,7 @@ def test_an_exception_outside_any_series_still_leaves_a_run(sources, tmp_path, m
 
     monkeypatch.setattr(refreshing, "Http", broken)
     serve(sources)
-    settings = _down_settings(sources.url_for("").rstrip("/"), tmp_path)
+    settings = _down_settings(sources.url_for("").rstrip("/"), tmp_path, stale_data_days=100000)
     assert run_service("forecaster_7d", 7, settings) == 0
     record = _last_metrics(tmp_path)
     assert record["data"]["data_source"] == "snapshot"

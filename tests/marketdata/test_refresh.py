@@ -332,7 +332,11 @@ def test_every_source_down_still_forecasts_from_snapshot_then_cache(
     # No cache yet, every host hangs: the run forecasts from the embedded snapshot.
     assert run_service("forecaster_7d", 7, _down_settings(hanging_url, tmp_path)) == 0
     record = _last_metrics(tmp_path)
-    assert record["status"] == "ok" and record["as_of"] == "2024-11-29"
+    # Published, marked degraded: the data is older than STALE_DATA_DAYS, and the warning says
+    # where to look.
+    assert record["status"] == "degraded" and record["as_of"] == "2024-11-29"
+    assert record["warnings"][0].startswith("stale data: the newest USD/CLP close (2024-11-29)")
+    assert "the refresh brought nothing newer: check the sources" in record["warnings"][0]
     assert record["data"]["data_source"] == "snapshot"
     assert record["data"]["newest"]["USDCLP"] == "2024-11-29"
     assert all(s.startswith("failed: ") for s in record["data"]["refresh"].values())
@@ -342,7 +346,7 @@ def test_every_source_down_still_forecasts_from_snapshot_then_cache(
     assert fetch(capsys, Path("data"))[0] == 0
     assert run_service("forecaster_7d", 7, _down_settings(refusing_url, tmp_path)) == 0
     record = _last_metrics(tmp_path)
-    assert record["status"] == "ok" and record["as_of"] == "2024-12-06"
+    assert record["status"] == "degraded" and record["as_of"] == "2024-12-06"
     assert record["data"]["data_source"] == "cache"
     assert record["data"]["newest"]["USDCLP"] == "2024-12-06"
     assert "no answer" in record["data"]["refresh"]["USDCLP"]

@@ -77,7 +77,7 @@ def test_status_survives_valid_json_lines_with_wrong_types(tmp_path, capsys):
     assert "members.var.weight is a str" in report["skipped_lines"][0]
     week = report["services"]["forecaster_7d"]
     assert week["runs"] == 1 and week["last_warnings"] == [] and week["alerts"] == []
-    assert code == 1  # the other three services never ran
+    assert code == 2  # the other three services never ran
 
 
 def test_the_next_run_removes_staging_folders_of_killed_runs(cli, tmp_path):

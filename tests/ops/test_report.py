@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,10 +32,11 @@ from fxforecast.ops.report.history import (
     rolling_accuracy,
 )
 from fxforecast.ops.report.page import build_page
+from fxforecast.ops.report.sections import REPORT_RUNS
 from fxforecast.ops.store import load_forecasts, save_forecast
 from fxforecast.quantiles import QUANTILE_COLUMNS
 from fxforecast.settings import Settings
-from helpers import FAST_MEMBERS, metrics_lines, run_service
+from helpers import FAST_MEMBERS, metrics_lines, run_service, service_env
 
 NOW = datetime(2026, 2, 20, 12, 0, tzinfo=UTC)
 CLOSES = clean(load_raw(default_data_dir())).filled_close()
@@ -311,7 +313,7 @@ def test_service_run_refreshes_the_page(tmp_path):
     done = run_service("forecaster_7d", tmp_path, **FAST_MEMBERS)
     assert done.returncode == 0, done.stderr
     page = (tmp_path / "output" / "report" / "index.html").read_text()
-    assert '<section id="forecaster_7d">' in page and "(1 runs)" in page  # this very run
+    assert '<section id="forecaster_7d">' in page and "(1 runs, from " in page  # this very run
     assert metrics_lines(tmp_path / "metrics.jsonl")[-1]["status"] == "ok"
 
 
@@ -324,6 +326,94 @@ def test_a_page_that_cannot_be_written_is_a_warning_not_a_failure(tmp_path):
     assert record["status"] == "ok"
     assert any(w.startswith("report not refreshed at ") for w in record["warnings"])
     assert (tmp_path / "output" / "forecaster_7d" / "2024-11-29" / "forecast.json").is_file()
+
+
+def test_stale_data_and_other_alerts_are_shown_in_red(tmp_path):
+    """The run judged its data stale: the section's alert names it, and the newest close is red;
+    a warning (a degraded run) is orange. Each names its state."""
+    stale = run("forecaster_7d", "2026-02-16", status="degraded")
+    stale["data"] = {
+        "data_source": "cache",
+        "data_reason": "cache at least as new as the embedded snapshot",
+        "newest": {"USDCLP": "2026-02-06"},
+        "age_days": 10,
+        "stale": True,
+        "stale_data_days": 7,
+    }
+    degraded = run("forecaster_15d", "2026-02-16", status="degraded")
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text(json.dumps(stale) + "\n" + json.dumps(degraded) + "\n")
+    settings = Settings(metrics_log_path=metrics, forecast_db=tmp_path / "none.sqlite")
+    page = build_page(settings, NOW, structlog.get_logger())
+    seven = section(page, "forecaster_7d")
+    assert "<h2>forecaster_7d: CRITICAL</h2>" in seven
+    alert = "stale data: newest USD/CLP close (2026-02-06) is 14 days old (limit STALE_DATA_DAYS=7)"
+    assert f'<p class="alert">CRITICAL: {alert}' in seven
+    newest = "USD/CLP 2026-02-06 (14 days old now, 10 at the last success)"
+    assert (
+        f'<td class=text>newest close</td><td class=text><span class="alert">{newest}</span>'
+        in seven
+    )
+    assert "off in this service (DATA_REFRESH=false)" in seven
+    fifteen = section(page, "forecaster_15d")
+    assert '<p class="warn">WARNING: last run degraded: newest data row is 9 days' in fifteen
+    assert ".alert{color:#b00020" in page and ".warn{color:#b35900" in page
+
+
+def test_a_long_history_draws_only_its_newest_runs(tmp_path):
+    """Hourly runs for weeks: the page draws the newest REPORT_RUNS of each service and stays
+    small; what lies before them (a corrupt line at the start) is never read."""
+    start = pd.Timestamp("2026-01-01T00:00:00+00:00")
+    lines = ["\x00 torn at the start"]
+    for hour in range(600):
+        for service in ("forecaster_7d", "forecaster_15d", "forecaster_30d", "forecaster_90d"):
+            record = run(
+                service,
+                "2026-01-01",
+                member_map=members(chronos={"status": "ok", "score": 2.0, "weight": 0.2}),
+                chronos=chronos_block("ok", load=1.5, predict=0.8),
+            )
+            record["timestamp"] = (start + pd.Timedelta(hours=hour)).isoformat()
+            lines.append(json.dumps(record))
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "index.html"
+    args = ["report", "--metrics", str(metrics), "--db", str(tmp_path / "none.sqlite")]
+    assert main([*args, "--out", str(out)]) == 0
+    page = out.read_text()
+    assert f"the newest {REPORT_RUNS} runs of each service ({4 * REPORT_RUNS} runs, from " in page
+    assert "metrics lines skipped" not in page
+    assert out.stat().st_size < 5 * 2**20
+
+
+HEAVY_REFRESH = """
+import sys
+from fxforecast.cli import main
+from fxforecast.ops import service
+
+refresh = service.refresh_after_run
+
+
+def heavy_refresh(*args, **kwargs):
+    block = bytearray(400 * 2**20)
+    block[::4096] = b"x" * len(range(0, len(block), 4096))  # every page resident
+    refresh(*args, **kwargs)
+
+
+service.refresh_after_run = heavy_refresh
+sys.exit(main(["run", "--horizon", "7"]))
+"""
+
+
+def test_the_runs_peak_memory_includes_the_report_refresh(tmp_path):
+    """A refresh that needs 400 MB more than the forecast shows in the run's peak_rss_mb (a
+    forecast with the random walk alone peaks near 250 MB)."""
+    env = service_env(tmp_path, **FAST_MEMBERS)
+    done = subprocess.run(
+        [sys.executable, "-c", HEAVY_REFRESH], env=env, cwd=tmp_path, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert metrics_lines(tmp_path / "metrics.jsonl")[-1]["peak_rss_mb"] > 400
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -1,5 +1,7 @@
 """Per-service Chronos rollout on a temporary copy of the project."""
 
+import os
+import pwd
 import shutil
 import subprocess
 
@@ -52,6 +54,48 @@ def test_missing_key_is_appended(project):
     env_file.write_text("STALE_DATA_DAYS=9")  # no newline at the end
     main(["rollout", "--root", str(project), "--service", "forecaster_30d", "--chronos", "on"])
     assert env_file.read_text() == "STALE_DATA_DAYS=9\nENABLE_CHRONOS=true\n"
+
+
+def test_a_linked_env_stays_a_link_and_its_file_is_edited(project, tmp_path, capsys):
+    """services/<s>/.env -> a file kept elsewhere (e.g. /etc/fx/7d.env): the link is kept."""
+    kept = tmp_path / "etc" / "7d.env"
+    kept.parent.mkdir()
+    kept.write_text("# operator's\nENABLE_CHRONOS=false\n")
+    link = project / "services/forecaster_7d/.env"
+    link.symlink_to(kept)
+    args = ["rollout", "--root", str(project), "--service", "forecaster_7d", "--chronos", "on"]
+    assert main(args) == 0
+    assert capsys.readouterr().out == (
+        f"forecaster_7d: ENABLE_CHRONOS false -> true in {kept} (linked from {link})\n"
+    )
+    assert link.is_symlink() and link.readlink() == kept
+    assert kept.read_text() == "# operator's\nENABLE_CHRONOS=true\n"
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["7d.env"]  # no staging left
+
+
+def test_a_dangling_link_is_refused(project, tmp_path, capsys):
+    link = project / "services/forecaster_7d/.env"
+    link.symlink_to(tmp_path / "gone.env")
+    args = ["rollout", "--root", str(project), "--service", "forecaster_7d", "--chronos", "on"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"error: {link} is a link to {tmp_path / 'gone.env'}, which is not a file; create that "
+        "file (or point the link at the service's settings) and run the rollout again\n"
+    )
+    assert not (tmp_path / "gone.env").exists() and link.is_symlink()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the .env belongs to another user")
+def test_root_keeps_the_owner_and_mode_of_the_env(project):
+    env_file = project / "services/forecaster_7d/.env"
+    env_file.write_text("ENABLE_CHRONOS=false\n")
+    nobody = pwd.getpwnam("nobody")
+    os.chown(env_file, nobody.pw_uid, nobody.pw_gid)
+    env_file.chmod(0o600)
+    main(["rollout", "--root", str(project), "--service", "forecaster_7d", "--chronos", "on"])
+    stat = env_file.stat()
+    assert (stat.st_uid, stat.st_gid, stat.st_mode & 0o777) == (nobody.pw_uid, nobody.pw_gid, 0o600)
+    assert env_file.read_text() == "ENABLE_CHRONOS=true\n"
 
 
 def test_unknown_service_is_a_clear_error(project, capsys):

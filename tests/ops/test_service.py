@@ -33,13 +33,18 @@ ALL_MEMBERS_AT = {"forecaster_7d", "forecaster_90d"}
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_each_service_end_to_end(service, tmp_path):
-    done = run_service(service, tmp_path, **({} if service in ALL_MEMBERS_AT else FAST_MEMBERS))
+    members = {} if service in ALL_MEMBERS_AT else FAST_MEMBERS
+    # The default limit: the 2024 snapshot is too old for it, so the forecast is degraded.
+    done = run_service(service, tmp_path, STALE_DATA_DAYS=7, **members)
     assert done.returncode == 0, done.stderr
     days = SERVICES[service]
     folder = tmp_path / "output" / service / "2024-11-29"
     payload = json.loads((folder / "forecast.json").read_text())
     assert payload["service"] == service and payload["horizon_days"] == days
-    assert payload["as_of"] == "2024-11-29" and payload["status"] == "ok"
+    assert payload["as_of"] == "2024-11-29" and payload["status"] == "degraded"
+    [stale] = [w for w in payload["warnings"] if w.startswith("stale data: ")]
+    assert "the newest USD/CLP close (2024-11-29) is" in stale
+    assert "(limit STALE_DATA_DAYS=7); nothing refreshes it: set DATA_REFRESH=true" in stale
     steps = payload["steps"]
     assert steps[0]["date"] == "2024-12-02"
     assert payload["target_date"] == steps[-1]["date"]
@@ -70,11 +75,12 @@ def test_each_service_end_to_end(service, tmp_path):
 
     [line] = metrics_lines(tmp_path / "metrics.jsonl")
     assert set(line) >= METRIC_KEYS
-    assert line["status"] == "ok" and line["service"] == service
+    assert line["status"] == "degraded" and line["service"] == service
+    assert line["data"]["stale"] is True and line["data"]["stale_data_days"] == 7
     assert line["forecast"]["q0.5"] == steps[-1]["q0.5"]
     assert set(line["members"]["var"]) >= {"status", "reason", "score", "weight", "seconds"}
     assert line["peak_rss_mb"] > 50
-    assert line["warnings"], "the 2024 snapshot is old: the run must warn"
+    assert line["warnings"] == payload["warnings"]
     log_lines = (tmp_path / "logs" / f"{service}.log").read_text().splitlines()
     events = [json.loads(line)["event"] for line in log_lines]
     assert "forecast written" in events and events[-1] == "report refreshed"
@@ -117,8 +123,9 @@ def test_invalid_setting_names_key_and_file(tmp_path):
         text=True,
         cwd=tmp_path,
     )
-    assert status.returncode == 1
-    assert "forecaster_7d: ALERT\n  ! last run failed: ENABLE_VAR='maybe'" in status.stdout
+    assert status.returncode == 2
+    alert = "forecaster_7d: CRITICAL\n  CRITICAL  last run failed: ENABLE_VAR='maybe'"
+    assert alert in status.stdout
 
 
 def test_bad_data_fails_cleanly_and_loses_nothing(tmp_path, data_copy):

@@ -116,7 +116,8 @@ def append_record(path: Path, record: dict) -> bool:
     except OSError as exc:
         problem = f"cannot append to METRICS_LOG_PATH={path}: {exc.strerror}"
     try:
-        append_metrics(FALLBACK_METRICS, record)
+        # The file it was meant for, so that `fxforecast status` there finds it here.
+        append_metrics(FALLBACK_METRICS, {**record, "metrics_log_path": str(path.resolve())})
         where = f"this run's line went to {FALLBACK_METRICS}"
     except OSError as exc:
         where = f"nor to {FALLBACK_METRICS} ({exc.strerror}); the line is lost"

@@ -95,9 +95,10 @@ def run_service(service: str, days: int, settings: Settings, as_of=None, debug=F
         else:
             hint = " (run with --debug for the traceback)"
     record["runtime_s"] = round(time.perf_counter() - started, 3)
-    record["peak_rss_mb"] = peak_rss_mb()
+    record["peak_rss_mb"] = peak_rss_mb()  # for the page the refresh draws, this run included
     record["available_mb"] = available_mb()
     refresh_after_run(settings, record, log, loaded.get("raw"))
+    record["peak_rss_mb"] = peak_rss_mb()  # the line's figure: the report refresh counts too
     if not append_record(settings.metrics_log_path, record):
         exit_code = exit_code or 1
     if record["status"] == "failed":
@@ -115,6 +116,24 @@ def _store(db_path, payload, log, record) -> None:
         log.warning("forecast not stored", db=str(db_path), error=str(exc))
 
 
+def _stale_warning(newest: str, age_days: int, settings: Settings) -> str:
+    """Why the forecast is degraded by old data, and what to do about it."""
+    if settings.data_refresh:
+        hint = (
+            "the refresh brought nothing newer: check the sources (YAHOO_URL, MINDICADOR_URL, "
+            "FRED_URL) and data.refresh in this run's metrics line"
+        )
+    else:
+        hint = (
+            "nothing refreshes it: set DATA_REFRESH=true in the service's .env or run "
+            "`fxforecast fetch-data` before the runs, and check that the sources answer"
+        )
+    return (
+        f"stale data: the newest USD/CLP close ({newest}) is {age_days} days old (limit "
+        f"STALE_DATA_DAYS={settings.stale_data_days}); {hint}"
+    )
+
+
 def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
     params = horizon_params(days)
     resolved = load_for_run(settings, log)  # live refresh -> cache -> snapshot
@@ -122,12 +141,15 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
     data = clean(resolved.raw, as_of)
     record["as_of"] = str(data.as_of.date())
     age_days = (pd.Timestamp(datetime.now(UTC).date()) - data.as_of).days
+    stale = as_of is None and age_days > settings.stale_data_days
     record["data"] = {
         "source": data.source,
         **resolved.as_record(),  # data_source, newest date per series, refresh per feed
         "first_date": str(data.frame.index[0].date()),
         "last_date": str(data.as_of.date()),
         "age_days": age_days,
+        "stale": stale,  # `fxforecast status` alerts on it
+        "stale_data_days": settings.stale_data_days,
         **data.report.as_dict(),
     }
     warnings = []
@@ -138,11 +160,8 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
             f"the newest {newest['after']} to {newest['before']} ({newest['days']} days)"
         )
         log.warning("gaps in the data", gaps=len(data.report.gaps), newest=newest)
-    if as_of is None and age_days > settings.stale_data_days:
-        warnings.append(
-            f"newest data row is {age_days} days old (limit STALE_DATA_DAYS="
-            f"{settings.stale_data_days})"
-        )
+    if stale:
+        warnings.append(_stale_warning(record["as_of"], age_days, settings))
         log.warning("stale data", last_date=record["as_of"], age_days=age_days)
     record["warnings"] = warnings
     log.info(
@@ -170,7 +189,7 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
     for member, _ in members:
         if info := member.info(result.members[member.name]):
             record[member.name] = info
-    status = "degraded" if result.degraded else "ok"
+    status = "degraded" if result.degraded or stale else "ok"
     for name, member in result.members.items():
         if member.status == "failed":
             log.warning("member failed", member=name, reason=member.reason)

@@ -12,12 +12,14 @@ from ...errors import ConfigError, FxError
 from ...fsio import write_all
 from ...settings import Settings
 from ..accuracy import accuracy_report, actual_closes, scored_forecasts
-from ..status import STANDARD_SERVICES, read_metrics, service_health
+from ..status import STANDARD_SERVICES, History, read_runs, service_health, service_names
 from ..store import load_forecasts
-from .history import member_colours, one_line
-from .sections import HEALTH_LAST_N, overview, service_section
+from .history import member_colours, one_line, when
+from .sections import HEALTH_LAST_N, REPORT_RUNS, overview, service_section
 
 SKIPPED_LISTED = 10
+# At most this many services beyond the standard four get a section (the others are named).
+OTHER_SERVICES_SHOWN = 2
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1100px;
 padding:0 12px 40px;color:#222;line-height:1.4;overflow-wrap:anywhere}
@@ -27,7 +29,7 @@ figure{margin:6px 0}img.chart{width:100%;height:auto;display:block}
 .scroll{overflow-x:auto}table{border-collapse:collapse;font-size:.9em;margin:4px 0}
 th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right;vertical-align:top}
 th{background:#f3f3f3}td.text,th.text{text-align:left}
-.alert{color:#b00020;font-weight:600}.note{color:#555}
+.alert{color:#b00020;font-weight:600}.warn{color:#b35900;font-weight:600}.note{color:#555}
 .swatch{display:inline-block;width:.8em;height:.8em;margin-right:4px;border-radius:2px}
 nav a{margin-right:12px}
 @media (max-width:600px){body{padding:0 6px}table{font-size:.8em}}
@@ -52,40 +54,53 @@ def _realized(settings: Settings, log, raw=None) -> tuple[dict | None, pd.DataFr
 def build_page(
     settings: Settings, now: datetime, log, pending: dict | None = None, raw=None
 ) -> str:
-    """The page's HTML. `pending`: a service run's own record, not yet appended to the log;
-    `raw`: the market data that run already loaded (else it is read)."""
+    """The page's HTML from the newest REPORT_RUNS runs of each service. `pending`: a service
+    run's own record, not yet appended to the log; `raw`: the market data that run already
+    loaded (else it is read)."""
     path = settings.metrics_log_path
-    runs, skipped = read_metrics(path) if pending is None or path.is_file() else ([], [])
+    if pending is None or path.is_file():
+        history = read_runs(path, REPORT_RUNS)
+    else:
+        history = History(path, whole=True)
     if pending is not None:
-        runs.append(pending)
-    by_service = {name: [] for name in STANDARD_SERVICES}
-    for record in runs:
-        by_service.setdefault(record["service"], []).append(record)
-    healths = {name: service_health(rs, HEALTH_LAST_N, now) for name, rs in by_service.items()}
+        history.runs.append(pending)
+    names = service_names(history)
+    shown = names[: len(STANDARD_SERVICES) + OTHER_SERVICES_SHOWN]
+    by_service = {name: history.of(name)[-REPORT_RUNS:] for name in shown}
+    healths = {
+        name: service_health(rs, HEALTH_LAST_N, now, history.whole)
+        for name, rs in by_service.items()
+    }
     accuracy, scored, accuracy_note = _realized(settings, log, raw)
+    runs = [r for rs in by_service.values() for r in rs]
     colours = member_colours(runs)
-    skipped_html = ""
-    if skipped:
-        items = "".join(f"<li>{html.escape(s)}</li>" for s in skipped[:SKIPPED_LISTED])
-        more = len(skipped) - SKIPPED_LISTED
+    notes = ""
+    if history.skipped:
+        items = "".join(f"<li>{html.escape(s)}</li>" for s in history.skipped[:SKIPPED_LISTED])
+        more = len(history.skipped) - SKIPPED_LISTED
         more = f"<li>and {more} more</li>" if more > 0 else ""
-        skipped_html = (
-            f'<details><summary class="alert">{len(skipped)} metrics lines skipped (corrupt or '
-            f"partial)</summary><ul>{items}{more}</ul></details>"
+        notes += (
+            f'<details><summary class="warn">{len(history.skipped)} metrics lines skipped '
+            f"(corrupt or partial)</summary><ul>{items}{more}</ul></details>"
         )
+    if len(names) > len(shown):
+        hidden = ", ".join(names[len(shown) :])
+        notes += f'<p class="note">Other services in the log, not shown: {html.escape(hidden)}.</p>'
     sections = "".join(
         service_section(name, rs, healths[name], settings, accuracy, scored, colours)
         for name, rs in by_service.items()
     )
     nav = " ".join(f'<a href="#{html.escape(n)}">{html.escape(n)}</a>' for n in by_service)
+    oldest = min((r["timestamp"] for r in runs), default=None)
+    window = f", from {when(oldest)} UTC" if oldest else ""
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>fxforecast report</title><style>{CSS}</style></head><body>"
         "<h1>fxforecast: USD/CLP forecasting services</h1>"
         f'<p class="note">Generated {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC from '
-        f"{html.escape(str(path))} ({len(runs)} runs). "
-        f"{html.escape(accuracy_note)}</p>{skipped_html}<nav>{nav}</nav>"
+        f"{html.escape(str(path))}: the newest {REPORT_RUNS} runs of each service "
+        f"({len(runs)} runs{window}). {html.escape(accuracy_note)}</p>{notes}<nav>{nav}</nav>"
         f"{overview(healths)}{sections}</body></html>"
     )
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ...quantiles import QUANTILE_COLUMNS
 from ...settings import Settings
-from ..status import SUCCESS
+from ..status import SUCCESS, data_texts
 from .charts import (
     Html,
     accuracy_chart,
@@ -32,6 +32,9 @@ from .history import (
 )
 
 HEALTH_LAST_N = 10  # as `fxforecast status`
+# What a section draws, so that the page's size and cost do not grow with the history: two
+# years of weekly runs (and of scored forecasts).
+REPORT_RUNS = 104
 MONTHS_TABLED = 12
 _NOTHING = '<p class="note">Nothing recorded yet.</p>'
 
@@ -65,21 +68,28 @@ def _swatch(name: str, colours: dict) -> Html:
     )
 
 
-def _latest(runs: list[dict], settings: Settings, colours: dict) -> str:
+def _data_facts(data: dict) -> list[list]:
+    """Which data the forecast came from and why, how old it is, the last successful refresh;
+    the newest close in red when the run judged it stale."""
+    texts = data_texts(data)
+    if data["stale"]:
+        texts["newest close"] = Html(
+            f'<span class="alert">{html.escape(texts["newest close"])}</span>'
+        )
+    return [[name, text] for name, text in texts.items()]
+
+
+def _latest(runs: list[dict], health: dict, settings: Settings, colours: dict) -> str:
     last_good = next((r for r in reversed(runs) if r.get("status") in SUCCESS), None)
     if last_good is None:
         return '<p class="note">No successful run yet: no forecast to show.</p>'
-    data = as_dict(last_good.get("data"))
     forecast = as_dict(last_good.get("forecast"))
     facts = [
         ["as of", last_good.get("as_of")],
         ["target date", last_good.get("target_date")],
         ["status", last_good.get("status")],
         ["run at (UTC)", when(last_good["timestamp"])],
-        [
-            "data",
-            f"{data.get('data_source', '-')}, newest row {data.get('age_days', '-')} days old",
-        ],
+        *(_data_facts(health["data"]) if health["data"]["source"] else []),
         *[["warning", w] for w in last_good.get("warnings") or []],
     ]
     parts = [_table(["", ""], facts, text_columns=2)]
@@ -149,7 +159,7 @@ def _accuracy(name: str, accuracy: dict | None, scored: pd.DataFrame) -> str:
         f"actual; windows end at the newest target date with an actual, "
         f"{entry['newest_target']}. MAE and bias in CLP per USD.</p>"
     )
-    return table + note + accuracy_chart(rolling_accuracy(rows))
+    return table + note + accuracy_chart(rolling_accuracy(rows).iloc[-REPORT_RUNS:])
 
 
 def _chronos(runs: list[dict], colours: dict) -> str:
@@ -193,8 +203,8 @@ def _failures(runs: list[dict]) -> str:
 
 
 def service_section(name, runs, health, settings, accuracy, scored, colours) -> str:
-    head = f'<section id="{html.escape(name)}"><h2>{html.escape(name)}</h2>'
-    alerts = "".join(f'<p class="alert">{html.escape(a)}</p>' for a in health["alerts"])
+    head = f'<section id="{html.escape(name)}"><h2>{html.escape(name)}: {health["state"]}</h2>'
+    alerts = _problems(health)
     if not runs:
         return f"{head}{alerts}<p class='note'>Never ran: no line in the metrics log.</p></section>"
     # A member that was never weighted (never scored) has nothing to draw there.
@@ -203,7 +213,7 @@ def service_section(name, runs, health, settings, accuracy, scored, colours) -> 
     scores = member_table(runs, "score").dropna(axis=1, how="all")
     body = [
         "<h3>Latest forecast</h3>",
-        _latest(runs, settings, colours),
+        _latest(runs, health, settings, colours),
         "<h3>Realized accuracy</h3>",
         _accuracy(name, accuracy, scored),
         "<h3>Member weights</h3>",
@@ -222,6 +232,14 @@ def service_section(name, runs, health, settings, accuracy, scored, colours) -> 
     return head + alerts + "".join(body) + "</section>"
 
 
+def _problems(health: dict) -> Html:
+    """The alerts in red, the warnings in orange, each naming its state."""
+    return Html(
+        "".join(f'<p class="alert">CRITICAL: {html.escape(a)}</p>' for a in health["alerts"])
+        + "".join(f'<p class="warn">WARNING: {html.escape(w)}</p>' for w in health["warnings"])
+    )
+
+
 def overview(healths: dict) -> str:
     rows = []
     for name, h in healths.items():
@@ -229,21 +247,23 @@ def overview(healths: dict) -> str:
         rows.append(
             [
                 Html(f'<a href="#{html.escape(name)}">{html.escape(name)}</a>'),
+                h["state"],
                 h["runs"],
                 when(h["last_run"]) if h["runs"] else None,
                 h.get("last_status"),
                 "never" if since is None and h["runs"] else since,
                 f"{h['recent_successes']}/{h['recent_runs']}" if h["runs"] else None,
-                Html("<br>".join(html.escape(a) for a in h["alerts"]) or "none"),
+                _problems(h) or "none",
             ]
         )
     header = [
         "service",
-        "runs",
+        "state",
+        "runs shown",
         "last run (UTC)",
         "last status",
         "days since success",
         f"successes, last {HEALTH_LAST_N}",
-        "alerts",
+        "alerts and warnings",
     ]
-    return _table(header, rows, text_columns=4)
+    return _table(header, rows, text_columns=5)
