@@ -1,6 +1,7 @@
 """The `fxforecast` command. Every failure is one line on stderr and a non-zero exit code."""
 
 import argparse
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,9 +12,19 @@ from .horizons import HORIZONS
 from .settings import Settings, load_settings
 
 
+def service_arg(text: str) -> str:
+    """A plain name: it names files under OUTPUT_DIR and LOG_DIR, so never a path."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", text) or ".." in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a plain name (letters, digits, '_', '-', '.'; no '/' or '..'), "
+            "e.g. forecaster_7d"
+        )
+    return text
+
+
 def _add_run(sub):
     run = sub.add_parser("run", help="run one forecasting service once")
-    run.add_argument("--service", help="service name (default forecaster_<H>d)")
+    run.add_argument("--service", type=service_arg, help="service name (default forecaster_<H>d)")
     run.add_argument(
         "--horizon",
         type=int,

@@ -79,6 +79,35 @@ def append_locked(path: Path, line: bytes) -> None:
         os.close(fd)
 
 
+def utf8_text(content: bytes) -> str:
+    """`content` as UTF-8 text, a leading byte-order mark dropped. ValueError naming the first
+    byte that is not UTF-8 and its offset (UTF-16 starts with 0xff 0xfe, Latin-1's 'ó' is 0xf3),
+    or the first NUL byte (UTF-16 without its mark)."""
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        hint = " (UTF-16?)" if content[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise ValueError(
+            f"byte 0x{content[exc.start]:02x} at offset {exc.start} is not UTF-8{hint}"
+        ) from None
+    if "\x00" in text:
+        raise ValueError(f"a NUL byte at offset {content.index(0)} (UTF-16?)")
+    return text
+
+
+def fix_for(exc: OSError, path: Path, setting: str) -> str:
+    """What to do when `path` could not be written, in words that name `setting`."""
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        for blocker in (path, *path.parents):
+            if blocker.exists() and not blocker.is_dir():
+                return f"{blocker} is a file, not a folder: move it or point {setting} at a folder"
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return f"free space on its disk or point {setting} at another one"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"make it writable for this user or point {setting} elsewhere"
+    return f"check {setting} and its disk"
+
+
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return False  # this process's own leftover from an earlier attempt

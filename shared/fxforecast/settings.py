@@ -1,5 +1,6 @@
 """Run settings: a service's .env file, overridden by the environment, validated in one place."""
 
+import io
 import math
 import os
 from dataclasses import dataclass, fields
@@ -8,6 +9,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from .errors import ConfigError
+from .fsio import utf8_text
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
@@ -52,6 +54,11 @@ CHOICES = {
     "CHRONOS_BACKEND": ("auto", "library", "numpy"),
     "CHRONOS_DEVICE": ("auto", "cpu", "cuda"),
 }
+# The most a number of seconds may be. A member's timeout bounds a wait on a pipe, which the
+# system takes in milliseconds as a 32-bit number (about 24.8 days), and the group of fitting
+# members waits up to four of them: a day is far more than a weekly run can use. No refresh
+# before a run should ask or wait for longer than an hour.
+MAXIMUM = {"MEMBER_TIMEOUT_S": 86400.0, "DATA_TIMEOUT_S": 3600.0, "DATA_REFRESH_BUDGET_S": 3600.0}
 
 
 def _parse(key: str, text: str, where: str):
@@ -80,6 +87,8 @@ def _parse(key: str, text: str, where: str):
             raise ConfigError(f"{key}={text!r} in {where}: expected a number") from None
         if not 0 < value < math.inf:
             raise ConfigError(f"{key}={text!r} in {where}: must be a finite number above 0")
+        if key in MAXIMUM and value > MAXIMUM[key]:
+            raise ConfigError(f"{key}={text!r} in {where}: must be at most {MAXIMUM[key]:g}")
         return value
     if kind in (Path, Path | None):
         if text == "":
@@ -94,14 +103,34 @@ def _parse(key: str, text: str, where: str):
     return text
 
 
+def read_env_file(env_file: Path) -> dict[str, str | None]:
+    """A .env file's keys and values; ConfigError when it is missing, a folder, unreadable or
+    not UTF-8 text (naming the first byte that is not)."""
+    try:
+        content = env_file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"--env-file {env_file} does not exist; give an existing .env file"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"--env-file {env_file} is a folder; give the .env file in it, e.g. {env_file / '.env'}"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read --env-file {env_file}: {exc.strerror}") from None
+    try:
+        text = utf8_text(content)
+    except ValueError as exc:
+        raise ConfigError(f"{env_file} is not UTF-8 text ({exc}); save it as UTF-8") from None
+    return dotenv_values(stream=io.StringIO(text))
+
+
 def load_settings(env_file: Path | None = None, environ=None, **overrides) -> Settings:
     """Defaults < the .env file < environment variables < explicit overrides (CLI flags)."""
     environ = os.environ if environ is None else environ
     values = {}
     if env_file is not None:
-        if not env_file.is_file():
-            raise ConfigError(f"--env-file {env_file} does not exist; give an existing .env file")
-        for key, text in dotenv_values(env_file).items():
+        for key, text in read_env_file(env_file).items():
             if key not in KEYS:
                 raise ConfigError(
                     f"unknown key {key} in {env_file}; known keys: {', '.join(sorted(KEYS))}"

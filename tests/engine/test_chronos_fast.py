@@ -154,6 +154,56 @@ def test_export_of_a_folder_that_is_not_a_model_is_one_line_error(tmp_path, caps
     assert len(err.strip().splitlines()) == 1
 
 
+def _header(body: bytes) -> bytes:
+    return len(body).to_bytes(8, "little") + body
+
+
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        (b"<!DOCTYPE html><html><head><title>Sign in</title></head></html>", "first 8 bytes"),
+        (b"", "first 8 bytes"),
+        (b"\x10\x00\x00", "first 8 bytes"),
+        (_header(b"not json at all!") + b"\x00" * 64, "its header is not JSON"),
+        (_header(b"[1, 2, 3]"), "its header is not a JSON object"),
+        (
+            _header(b'{"w": {"dtype": "F32", "shape": "x", "data_offsets": [0, 4]}}'),
+            "entry for 'w'",
+        ),
+        (
+            _header(b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [8, 4]}}'),
+            "entry for 'w'",
+        ),
+        (_header(b'{"w": [0, 4]}'), "entry for 'w'"),
+        (_header(b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 99]}}'), "truncated"),
+    ],
+    ids=[
+        "an-html-page",
+        "empty",
+        "three-bytes",
+        "header-not-json",
+        "header-a-list",
+        "shape-not-a-list",
+        "range-backwards",
+        "entry-not-an-object",
+        "range-past-the-end",
+    ],
+)
+def test_export_of_a_file_that_is_not_safetensors_is_one_line(
+    tmp_path, tiny_bolt, capsys, content, why
+):
+    """Today an HTML page saved as model.safetensors gives a MemoryError, an odd header a
+    TypeError: tracebacks."""
+    folder = copy_of(tiny_bolt, tmp_path)
+    (folder / "model.safetensors").write_bytes(content)
+    assert main(["chronos-export", "--model", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and why in err
+    assert err.startswith(f"error: cannot export {folder}: ")
+    assert str(folder / "model.safetensors") in err or "model.safetensors is truncated" in err
+    assert not (folder / EXPORT_FILE).exists()
+
+
 def copy_of(tiny: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "model"
     shutil.copytree(tiny, folder)

@@ -372,7 +372,7 @@ def test_time_budget_stops_asking(tmp_path, hanging_url):
     assert all(r.status == "failed" for r in report.results)
 
 
-def test_unreadable_cache_falls_back_to_the_snapshot_and_is_rebuilt(sources, tmp_path, capsys):
+def test_unreadable_cache_is_moved_aside_and_rebuilt(sources, tmp_path, capsys):
     serve(sources)
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -380,7 +380,9 @@ def test_unreadable_cache_falls_back_to_the_snapshot_and_is_rebuilt(sources, tmp
     (cache / RATES_FILE).write_text("")
     code, out, _ = fetch(capsys, cache)
     assert code == 0 and "data for runs: live" in out
-    assert "cache unreadable" in (tmp_path / "logs" / "fetch-data.log").read_text()
+    assert "cache failed its checks" in (tmp_path / "logs" / "fetch-data.log").read_text()
+    [aside] = cache.glob("broken-*")
+    assert (aside / MARKET_FILE).read_text() == "Date,USDCLP\n2024-12-0"
     assert load_raw(cache).market.index[0] == pd.Timestamp("2010-11-26")  # snapshot + new rows
 
 
@@ -406,15 +408,22 @@ def test_stored_values_win_over_a_revised_answer(sources, tmp_path, capsys):
 
 
 def _count_reads(monkeypatch) -> list[Path]:
-    """Every CSV file pandas parses from now on, by resolved path (not the sources' answers)."""
-    reads, read_csv = [], pd.read_csv
+    """Every CSV file read from now on, by resolved path: read whole as bytes, or parsed by
+    pandas from its path (not the sources' answers)."""
+    reads, read_csv, read_bytes = [], pd.read_csv, Path.read_bytes
 
     def counting(source, *args, **kwargs):
         if isinstance(source, str | os.PathLike):
             reads.append(Path(source).resolve())
         return read_csv(source, *args, **kwargs)
 
+    def counting_bytes(path):
+        if path.suffix == ".csv":
+            reads.append(path.resolve())
+        return read_bytes(path)
+
     monkeypatch.setattr(pd, "read_csv", counting)
+    monkeypatch.setattr(Path, "read_bytes", counting_bytes)
     return reads
 
 
@@ -489,3 +498,80 @@ def test_fetch_data_does_not_import_matplotlib(tmp_path, refusing_url):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "False"
+
+
+# Rows no source sends again: the cache is their only copy.
+OWN_ROWS = [f"2024-12-{day},{976 + day / 10},4.1,68.5,106.0,6050.0,13.9" for day in range(9, 14)]
+
+
+def _with_own_rows(cache: Path) -> None:
+    text = (cache / MARKET_FILE).read_text()
+    (cache / MARKET_FILE).write_text(text + "".join(f"{row}\n" for row in OWN_ROWS))
+
+
+def _duplicate_a_row(lines):
+    at = next(i for i, line in enumerate(lines) if line.startswith("2020-01-02"))
+    return [*lines[: at + 1], lines[at], *lines[at + 1 :]]
+
+
+def _blank_cell(lines):
+    at = next(i for i, line in enumerate(lines) if line.startswith("2019-03-01"))
+    cells = lines[at].split(",")
+    cells[2] = "abc"
+    return [*lines[:at], ",".join(cells), *lines[at + 1 :]]
+
+
+@pytest.mark.parametrize(
+    "corrupt, problem",
+    [
+        (_duplicate_a_row, "Date 2020-01-02 appears 2 times"),
+        (lambda lines: [*lines, "2024-12-16,9"], "a cut or torn line"),
+        (lambda lines: [*lines, "2042-12-16" + lines[-1][10:]], "is after today"),
+        (_blank_cell, "Copper value 'abc' is not a number"),
+    ],
+    ids=["a-duplicated-row", "a-torn-last-line", "a-future-date", "a-word-for-a-number"],
+)
+def test_a_cache_that_fails_its_checks_is_moved_aside_and_keeps_its_rows(
+    sources, tmp_path, capsys, corrupt, problem
+):
+    """Today one duplicated row makes the refresh rebuild the cache from the snapshot: rows that
+    only the cache held are lost, exit 0, nothing said."""
+    serve(sources)
+    assert fetch(capsys, Path("data"))[0] == 0
+    cache = tmp_path / "data"
+    _with_own_rows(cache)
+    held = load_raw(cache).market
+    lines = (cache / MARKET_FILE).read_text().splitlines()
+    broken = "\n".join(corrupt(lines)) + "\n"
+    (cache / MARKET_FILE).write_text(broken)
+    settings = _down_settings(sources.url_for("").rstrip("/"), tmp_path)
+    assert run_service("forecaster_7d", 7, settings) == 0
+    record = _last_metrics(tmp_path)
+    assert record["status"] == "ok" and record["as_of"] == "2024-12-13"
+    repaired = load_raw(cache).market  # every row kept, in a cache that passes its checks again
+    pd.testing.assert_frame_equal(repaired, held, check_freq=False)
+    [aside] = cache.glob("broken-*")
+    assert (aside / MARKET_FILE).read_text() == broken  # the file as it was, kept
+    repair = record["data"]["cache_repair"]
+    assert repair.startswith(f"cache failed its checks (data/{MARKET_FILE} ")
+    assert problem in repair and f"moved aside to data/{aside.name}, its good rows kept" in repair
+    assert repair in record["warnings"] and repair in capsys.readouterr().err
+
+
+def test_a_cache_file_shorter_than_the_cache_wrote_is_refused(sources, tmp_path, capsys):
+    """Cut (or put back from an older copy) after the cache wrote it: today the run forecasts
+    from it, as of an older date, status ok."""
+    serve(sources)
+    assert fetch(capsys, Path("data"))[0] == 0
+    market = tmp_path / "data" / MARKET_FILE
+    rows = market.read_text().count("\n") - 1
+    size = market.stat().st_size
+    market.write_text("".join(market.read_text().splitlines(keepends=True)[:-3]))
+    code = main(["run", "--horizon", "7", "--output-dir", str(tmp_path / "output")])
+    assert code == 3
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: data/{MARKET_FILE} has {rows - 3} rows ({market.stat().st_size} bytes), fewer "
+        f"than the {rows} rows ({size} bytes) the cache last wrote: it was cut or replaced by an "
+        "older copy; restore it, or delete data/.cache-written.json to take it as it is"
+    )
+    assert not (tmp_path / "output" / "forecaster_7d").exists()

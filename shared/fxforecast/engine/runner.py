@@ -15,6 +15,7 @@ models run one after another in one forked "group" process, each still in its ow
 its timeout, while the resident members run in the run's process at the same time (run_members).
 """
 
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -35,6 +36,7 @@ MemberStatus = Literal["ok", "failed", "disabled"]
 _FORK = multiprocessing.get_context("fork")
 # The group process's time beyond its members' timeouts: forks and results sent back.
 _GROUP_MARGIN_S = 10.0
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass
@@ -246,8 +248,10 @@ class _Child:
 
     def __init__(self, work, daemon: bool):
         self._receive, send = _FORK.Pipe(duplex=False)
+        parent = os.getpid()
 
         def child():
+            _die_with(parent)
             try:
                 outcome = ("ok", work())
             except BaseException as exc:  # reported, never raised in the child
@@ -278,6 +282,15 @@ class _Child:
         if self._process.is_alive():
             self._process.kill()
         self._process.join()
+
+
+def _die_with(parent: int) -> None:
+    """The forked process gets SIGKILL when the one that forked it ends, even by SIGKILL (which
+    runs no `finally`): no member process outlives its run."""
+    with suppress(AttributeError, OSError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it ended before the line above
+        os._exit(1)
 
 
 def _reason(exc: BaseException) -> str:

@@ -85,12 +85,15 @@ def validation_set(data: MarketData, params: HorizonParams) -> Validation:
             f"{MIN_VALIDATION_ORIGINS}; fill the missing rows or use a later --as-of"
         )
     if len(origins) < MIN_VALIDATION_ORIGINS:
-        needed = (
-            MIN_FIT_OBS + (params.days + 7 * (MIN_VALIDATION_ORIGINS + params.refit_weeks)) * 5 // 7
-        )
+        # The oldest origin needed, its refit date, and MIN_FIT_OBS closes up to that date.
+        oldest = latest - pd.Timedelta(weeks=MIN_VALIDATION_ORIGINS - 1)
+        at = index.searchsorted(oldest, side="right") - 1
+        anchor = refit_anchor(index[at] if at >= 0 else oldest, params.refit_weeks)
+        after = int((closes.index > anchor).sum())
         raise DataError(
-            f"history too short for the {params.days}-day horizon: {closes.size} closes "
-            f"up to {data.as_of.date()}, need about {needed}; use data that starts earlier or "
-            "a later --as-of"
+            f"history too short for the {params.days}-day horizon: {closes.size} closes up to "
+            f"{data.as_of.date()}, need {MIN_FIT_OBS + after} ({MIN_FIT_OBS} up to "
+            f"{anchor.date()}, the refit date of the oldest of {MIN_VALIDATION_ORIGINS} "
+            f"validation origins, and the {after} after it); use data that starts earlier"
         )
     return Validation(params.days, origins[::-1], steps[::-1], actuals[::-1], last_closes[::-1])

@@ -3,6 +3,7 @@ date and count argument types serve the other commands too)."""
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -11,12 +12,18 @@ from ..errors import ConfigError
 from ..horizons import HORIZONS
 from ..settings import CHOICES, load_settings
 
+# The most weeks between refits: ten years, longer than any backtest the data allows.
+MAX_REFIT_WEEKS = 520
+
 
 def date_arg(text: str) -> pd.Timestamp:
     try:
-        return pd.Timestamp(pd.to_datetime(text, format="%Y-%m-%d"))
+        value = pd.to_datetime(text, format="%Y-%m-%d")
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a yyyy-mm-dd date") from None
+        value = pd.NaT
+    if pd.isna(value):  # an empty text gives no date, not an error, from pandas
+        raise argparse.ArgumentTypeError(f"{text!r} is not a yyyy-mm-dd date")
+    return pd.Timestamp(value)
 
 
 def horizons_arg(text: str) -> tuple[int, ...]:
@@ -40,6 +47,26 @@ def positive_arg(text: str) -> int:
     return int(text)
 
 
+def refit_weeks_arg(text: str) -> int:
+    if not text.isdigit() or int(text) > MAX_REFIT_WEEKS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number of weeks from 0 to {MAX_REFIT_WEEKS}"
+        )
+    return int(text)
+
+
+def usable_jobs(jobs: int) -> int:
+    """--jobs, at most one process per core this process may use (more only compete for them);
+    a lower number than asked is said on stderr."""
+    cores = len(os.sched_getaffinity(0))
+    if jobs > cores:
+        print(
+            f"warning: --jobs {jobs} is more than the {cores} cores here; running {cores}",
+            file=sys.stderr,
+        )
+    return min(jobs, cores)
+
+
 def add_backtest(sub):
     bt = sub.add_parser("backtest", help="rolling-origin backtest against the random walk")
     bt.add_argument(
@@ -52,7 +79,12 @@ def add_backtest(sub):
     bt.add_argument("--end", type=date_arg, required=True, help="last origin week (yyyy-mm-dd)")
     bt.add_argument("--data-dir", type=Path, help="folder with market_daily.csv, rates_daily.csv")
     bt.add_argument("--env-file", type=Path, help=".env whose ENABLE_* settings to use")
-    bt.add_argument("--jobs", type=positive_arg, default=1, help="origins run in parallel")
+    bt.add_argument(
+        "--jobs",
+        type=positive_arg,
+        default=1,
+        help="origins run in parallel (at most one process per core)",
+    )
     bt.add_argument(
         "--scheduler",
         default=os.environ.get("DASK_SCHEDULER") or None,
@@ -63,9 +95,10 @@ def add_backtest(sub):
     bt.add_argument("--every", type=positive_arg, default=1, help="keep every K-th weekly origin")
     bt.add_argument(
         "--refit-weeks",
-        type=int,
+        type=refit_weeks_arg,
         default=4,
-        help="refit each member's final model every R weeks (0: at every origin)",
+        help=f"refit each member's final model every R weeks (0: at every origin; at most "
+        f"{MAX_REFIT_WEEKS})",
     )
     bt.add_argument("--out", type=Path, required=True, help="folder for the results")
     bt.add_argument(
@@ -96,7 +129,8 @@ def backtest(args) -> int:
         args.horizons, str(args.start.date()), str(args.end.date()), args.every, args.refit_weeks
     )
     raw = load_raw(settings.data_dir)
-    metrics = run_backtest(raw, settings, spec, args.out, args.jobs, scheduler=args.scheduler)
+    jobs = args.jobs if args.scheduler else usable_jobs(args.jobs)
+    metrics = run_backtest(raw, settings, spec, args.out, jobs, scheduler=args.scheduler)
     shown = metrics[metrics["model"].isin(["ensemble", "random_walk"])]
     columns = ["model", "horizon_days", "n", "rel_mae", "rel_wql", "coverage80", "coverage95"]
     print(shown[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -34,6 +34,7 @@ class Resolved:
     data_source: str  # live, cache or snapshot
     why: str  # why that data: a line in the metrics record
     refresh: "Refresh | None"
+    repair: str | None = None  # a cache that failed its checks: moved aside, good rows kept
 
     def as_record(self) -> dict:
         """The metrics line's part: which data and why, how new each series is, what the
@@ -46,6 +47,8 @@ class Resolved:
         if self.refresh is not None:
             record["refresh"] = {r.feed.column: r.summary() for r in self.refresh.results}
             record["refresh_error"] = self.refresh.error
+        if self.repair is not None:
+            record["cache_repair"] = self.repair
         return record
 
 
@@ -71,4 +74,4 @@ def load_for_run(settings: Settings, log) -> Resolved:
     (log.warning if fell_back else log.info)(
         "data chosen", data_source=kind, folder=stored.source, why=why
     )
-    return Resolved(stored.raw(), kind, why, report)
+    return Resolved(stored.raw(), kind, why, report, stored.repair)

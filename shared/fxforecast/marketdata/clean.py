@@ -1,6 +1,7 @@
 """Clean the daily market data for one run: cut at the as-of date, drop bad ticks and stale
-closes, align exogenous series on past values only; and the one plausibility rule that both
-cleaning and the live refresh apply to a new value.
+closes, check the signals (signals.py: a level shift, a stopped close), align exogenous series
+on past values only; and the one plausibility rule that both cleaning and the live refresh
+apply to a new value.
 
 Cleaning always happens after the frame is cut at the as-of date, so nothing dated later can
 change what a run sees.
@@ -13,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from . import defects
-from .schema import RawData, load_raw
+from . import defects, signals
+from .schema import MARKET_FILE, RawData, load_raw
 
 # A close further than this (in log terms) from the median of the previous five valid closes
 # is a bad tick. USD/CLP's largest genuine day since 2010 is -11.7% (2022-07-21); the known
@@ -29,6 +30,7 @@ class CleaningReport:
     stale_closes: int = 0
     missing_closes: int = 0
     gaps: list[dict] = field(default_factory=list)  # rows further apart than a long weekend
+    warnings: list[str] = field(default_factory=list)  # signals that degrade the run
 
     def as_dict(self) -> dict:
         return {
@@ -106,9 +108,12 @@ def clean(raw: RawData, as_of: pd.Timestamp | str | None = None) -> MarketData:
     market = market.copy()
     end = market.index[-1]
     report = CleaningReport(gaps=defects.gaps(market.index))
+    path = str(Path(raw.source) / MARKET_FILE)
 
     for column in TICK_CHECKED:
         bad = implausible(market[column], BAD_TICK_LOG_JUMP)
+        if column == "USDCLP":
+            shift = signals.level_shift(market, bad, path)
         for date in market.index[bad]:
             if column == "USDCLP":
                 report.bad_ticks.append(
@@ -127,6 +132,10 @@ def clean(raw: RawData, as_of: pd.Timestamp | str | None = None) -> MarketData:
     report.stale_closes = int(stale.sum())
     report.missing_closes = int(close.isna().sum())
     close = close.mask(stale)
+    if close.notna().sum() == 0:
+        raise DataError(f"no valid USDCLP close on or before {end.date()}")
+    stopped = signals.stopped_close(market, close, path)
+    report.warnings = [warning for warning in (shift, stopped) if warning]
 
     rates = raw.rates.loc[:end, "rate_differential"]
     rate_diff = rates.reindex(rates.index.union(market.index)).ffill().reindex(market.index)
@@ -143,8 +152,6 @@ def clean(raw: RawData, as_of: pd.Timestamp | str | None = None) -> MarketData:
         },
         index=market.index,
     )
-    if frame["usdclp"].notna().sum() == 0:
-        raise DataError(f"no valid USDCLP close on or before {end.date()}")
     return MarketData(frame=frame, report=report, source=raw.source)
 
 

@@ -167,8 +167,12 @@ def _refresh(settings: Settings, folder, stored: Stored, log, now) -> tuple[Refr
                 source: pool.submit(_ask, http, url.rstrip("/"), by_source[source], starts, now)
                 for source, url in urls.items()
             }
-            for source, job in jobs.items():
-                answers.update(zip(by_source[source], job.result(), strict=True))
+            try:
+                for source, job in jobs.items():
+                    answers.update(zip(by_source[source], job.result(), strict=True))
+            except BaseException:  # a stop signal: wait for no more than the requests in flight
+                http.stop()
+                raise
     finally:
         http.close()
 

@@ -3,6 +3,8 @@
 
 import io
 import json
+import re
+from pathlib import Path
 
 import matplotlib
 
@@ -10,9 +12,31 @@ matplotlib.use("Agg")  # batch service: no display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..errors import DataError  # noqa: E402
 from ..quantiles import QUANTILE_COLUMNS  # noqa: E402
 
 HISTORY_DAYS_SHOWN = 120
+AS_OF_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def check_not_older(service_folder: Path, as_of: pd.Timestamp) -> None:
+    """Refuse a run (without --as-of) whose data ends before the newest as-of date the service
+    already published: its data went back in time (a file cut, an older copy put in place, a
+    cache replaced by the snapshot). Refused rather than published as degraded: a forecast from
+    older data helps nobody this week, and a failed run makes monitoring look at once."""
+    published = [
+        p.name
+        for p in (service_folder.iterdir() if service_folder.is_dir() else [])
+        if AS_OF_FOLDER.match(p.name) and (p / "forecast.json").is_file()
+    ]
+    newest = max(published, default=None)
+    if newest is not None and str(as_of.date()) < newest:
+        raise DataError(
+            f"the data ends {as_of.date()}, before {newest}, the as-of date this service last "
+            f"published ({service_folder / newest}): the data went back in time (a file cut or "
+            f"replaced by an older copy?); check DATA_DIR and the cache, or run with --as-of "
+            f"{as_of.date()} to forecast that date on purpose"
+        )
 
 
 def steps_table(step_dates: pd.DatetimeIndex, quantiles) -> pd.DataFrame:

@@ -4,6 +4,7 @@ Every run leaves one metrics line: also a run stopped by a bad setting, and also
 METRICS_LOG_PATH cannot be written (the line then goes to a fallback file, and stderr says
 where)."""
 
+import io
 import json
 import logging
 import math
@@ -17,7 +18,7 @@ import structlog
 from dotenv import dotenv_values
 
 from .. import __version__
-from ..fsio import append_locked
+from ..fsio import append_locked, fix_for
 from ..settings import Settings
 
 # Outside the project: the one place every user can write to.
@@ -113,15 +114,16 @@ def append_record(path: Path, record: dict) -> bool:
     try:
         append_metrics(path, record)
         return True
-    except OSError as exc:
+    except OSError as exc:  # a full disk too: append_metrics leaves no partial line
         problem = f"cannot append to METRICS_LOG_PATH={path}: {exc.strerror}"
+        fix = fix_for(exc, path, "METRICS_LOG_PATH")
     try:
         # The file it was meant for, so that `fxforecast status` there finds it here.
         append_metrics(FALLBACK_METRICS, {**record, "metrics_log_path": str(path.resolve())})
         where = f"this run's line went to {FALLBACK_METRICS}"
     except OSError as exc:
         where = f"nor to {FALLBACK_METRICS} ({exc.strerror}); the line is lost"
-    print(f"error: {problem}; {where}; fix the path or its permissions", file=sys.stderr)
+    print(f"error: {problem}; {where}; {fix}", file=sys.stderr)
     return False
 
 
@@ -130,8 +132,9 @@ def metrics_path_despite(env_file: Path | None) -> Path:
     METRICS_LOG_PATH text from the environment or the .env file, else the default."""
     text = os.environ.get("METRICS_LOG_PATH")
     if text is None and env_file is not None:
-        try:
-            text = dotenv_values(env_file).get("METRICS_LOG_PATH")
+        try:  # bytes that are not UTF-8 (the settings' error says so) must not hide this key
+            content = env_file.read_bytes().decode("utf-8", "replace")
+            text = dotenv_values(stream=io.StringIO(content)).get("METRICS_LOG_PATH")
         except OSError:  # a missing or unreadable .env: the default then
             text = None
     return Path(text.strip()).expanduser() if text and text.strip() else Settings.metrics_log_path

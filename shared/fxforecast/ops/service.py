@@ -13,14 +13,15 @@ from .. import __version__
 from ..engine import ensemble, gate
 from ..engine.members import configured_members
 from ..errors import FxError
-from ..fsio import locked, remove_staging, write_set
+from ..fsio import fix_for, locked, remove_staging, write_set
 from ..horizons import horizon_params
 from ..marketdata import load_for_run
 from ..marketdata.clean import clean
 from ..memory import available_mb, peak_rss_mb
 from ..quantiles import QUANTILE_COLUMNS
 from ..settings import Settings
-from .outputs import render, steps_table
+from .interrupt import Interrupted, stop_on_signals
+from .outputs import check_not_older, render, steps_table
 from .report.page import refresh_after_run
 from .runlog import append_record, configure_logging, new_record
 from .store import save_forecast
@@ -73,7 +74,13 @@ def _payload(service, days, result, status, data, warnings) -> tuple[dict, pd.Da
 
 
 def run_service(service: str, days: int, settings: Settings, as_of=None, debug=False) -> int:
-    """Run one forecast; return the exit code. Every run appends exactly one metrics line."""
+    """Run one forecast; return the exit code. Every run appends exactly one metrics line, also a
+    run stopped by SIGTERM, SIGHUP or SIGINT (a signal after the forecast waits for the line)."""
+    with stop_on_signals() as signals:
+        return _run(service, days, settings, as_of, debug, signals)
+
+
+def _run(service, days, settings, as_of, debug, signals) -> int:
     started = time.perf_counter()
     log = configure_logging(service, settings.log_dir, debug)
     record = new_record(service, days)
@@ -81,9 +88,9 @@ def run_service(service: str, days: int, settings: Settings, as_of=None, debug=F
     hint = ""
     loaded = {}  # the run's market data, so the report's actuals need not read it again
     try:
-        with service_lock(settings.log_dir / f"{service}.lock", log):
+        with signals.armed(), service_lock(settings.log_dir / f"{service}.lock", log):
             exit_code = _forecast(service, days, settings, as_of, log, record, loaded)
-    except FxError as exc:
+    except (FxError, Interrupted) as exc:
         record["error"] = str(exc)
         exit_code = exc.exit_code
         log.error("run failed", error=str(exc))
@@ -140,6 +147,8 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
     loaded["raw"] = resolved.raw
     data = clean(resolved.raw, as_of)
     record["as_of"] = str(data.as_of.date())
+    if as_of is None:  # a date asked for on purpose may be any
+        check_not_older(settings.output_dir / service, data.as_of)
     age_days = (pd.Timestamp(datetime.now(UTC).date()) - data.as_of).days
     stale = as_of is None and age_days > settings.stale_data_days
     record["data"] = {
@@ -152,7 +161,11 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
         "stale_data_days": settings.stale_data_days,
         **data.report.as_dict(),
     }
-    warnings = []
+    warnings = list(data.report.warnings)  # a stopped close or a dropped newest close
+    if resolved.repair:
+        warnings.append(resolved.repair)
+    for warning in warnings:
+        log.warning("data signal", warning=warning)
     if data.report.gaps:
         newest = data.report.gaps[-1]
         warnings.append(
@@ -189,7 +202,7 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
     for member, _ in members:
         if info := member.info(result.members[member.name]):
             record[member.name] = info
-    status = "degraded" if result.degraded or stale else "ok"
+    status = "degraded" if result.degraded or stale or data.report.warnings else "ok"
     for name, member in result.members.items():
         if member.status == "failed":
             log.warning("member failed", member=name, reason=member.reason)
@@ -206,7 +219,11 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
     for removed in remove_staging(service_folder):
         log.warning("removed the staging folder of an interrupted run", folder=removed)
     folder = service_folder / payload["as_of"]
-    files = write_set(folder, render(payload, data.filled_close(), table))
+    try:
+        files = write_set(folder, render(payload, data.filled_close(), table))
+    except OSError as exc:
+        problem = f"cannot write the forecast into {folder}: {exc.strerror}"
+        raise FxError(f"{problem}; {fix_for(exc, folder, 'OUTPUT_DIR')}") from None
     _store(settings.forecast_db, payload, log, record)
 
     target = payload["steps"][-1]

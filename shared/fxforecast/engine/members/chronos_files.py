@@ -23,29 +23,72 @@ EXPORT_FORMAT = 1
 PARITY_RTOL = 1e-4
 FINGERPRINT_SAMPLES = 64  # evenly spaced 4 KiB reads: hashing all 191 MB would cost ~1 s a run
 SAMPLE_BYTES = 4096
+MAX_HEADER_BYTES = 100_000_000  # the safetensors format's own limit
 
 
 class FastPathUnavailable(Exception):
     """Why the fast path cannot run this model; one line, for the metrics line."""
 
 
+def _header(path: Path) -> tuple[dict, bytes]:
+    """A safetensors file's header: 8 bytes giving the length of a JSON object that maps each
+    tensor to its dtype, shape and byte range. FastPathUnavailable, one line, for any file that
+    is not one (an HTML page saved under that name, a cut download, another format)."""
+
+    def refuse(why: str) -> FastPathUnavailable:
+        return FastPathUnavailable(
+            f"{path} is not a safetensors file ({why}); download the model again "
+            "(make chronos-download)"
+        )
+
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as file:
+            length = int.from_bytes(file.read(8), "little")
+            if size < 8 or not 2 <= length <= min(MAX_HEADER_BYTES, size - 8):
+                raise refuse(f"its first 8 bytes give no header length within its {size} bytes")
+            header_bytes = file.read(length)
+    except OSError as exc:
+        raise FastPathUnavailable(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        header = json.loads(header_bytes)
+    except ValueError:
+        raise refuse("its header is not JSON") from None
+    if not isinstance(header, dict):
+        raise refuse("its header is not a JSON object")
+    data_size = size - 8 - length
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        ok = isinstance(entry, dict) and isinstance(entry.get("dtype"), str)
+        shape, offsets = (entry.get("shape"), entry.get("data_offsets")) if ok else (None, None)
+        ok = ok and isinstance(shape, list) and all(_count(n) for n in shape)
+        ok = ok and isinstance(offsets, list) and len(offsets) == 2 and all(map(_count, offsets))
+        if not ok or offsets[0] > offsets[1]:
+            raise refuse(f"its entry for {str(name)[:60]!r} is not a dtype, shape and byte range")
+        if offsets[1] > data_size:
+            raise FastPathUnavailable(f"{path.name} is truncated or corrupt at {name}")
+    header.pop("__metadata__", None)
+    return header, header_bytes
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], str]:
     """Float32 tensors memory-mapped from a safetensors file, and the file's fingerprint."""
+    header, header_bytes = _header(path)
     try:
-        with path.open("rb") as file:
-            header_size = int.from_bytes(file.read(8), "little")
-            header_bytes = file.read(header_size)
-        header = json.loads(header_bytes)
-        data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_size)
+        data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + len(header_bytes))
     except (OSError, ValueError) as exc:
         raise FastPathUnavailable(f"cannot read {path}: {exc}") from exc
-    header.pop("__metadata__", None)
     tensors = {}
     for name, entry in header.items():
         start, end = entry["data_offsets"]
         if entry["dtype"] != "F32":
             raise FastPathUnavailable(f"{path.name} holds {entry['dtype']} tensors; needs F32")
-        if end > data.size or (end - start) != 4 * math.prod(entry["shape"]):
+        if (end - start) != 4 * math.prod(entry["shape"]):
             raise FastPathUnavailable(f"{path.name} is truncated or corrupt at {name}")
         tensors[name] = data[start:end].view(np.float32).reshape(entry["shape"])
     digest = hashlib.sha256(header_bytes)

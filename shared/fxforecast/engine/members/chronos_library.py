@@ -2,6 +2,7 @@
 folder or Hugging Face id both backends read. torch and transformers are imported on first load.
 """
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,9 @@ def model_source(model: str) -> str:
 def load_pipeline(model: str, device: str = "cpu"):
     """The library's own loader in float32 (bfloat16 is emulated, slowly, on most CPUs)."""
     source = model_source(model)
+    # Before torch is imported: a run stopped while this thread still imports it must not log
+    # torch's exit-time statistics after its one error line.
+    logging.getLogger("torch").setLevel(logging.WARNING)
     import torch
     from chronos import BaseChronosPipeline, ChronosBoltPipeline
     from transformers.utils import logging as hf_logging

@@ -81,6 +81,11 @@ class Http:
             )
         return self.sessions[source]
 
+    def stop(self) -> None:
+        """No request starts from now on (the run is stopping); those in flight end by their
+        timeout."""
+        self.deadline = time.monotonic()
+
     def close(self) -> None:
         for session in self.sessions.values():
             with suppress(Exception):  # closing is best effort: the answers are already read
