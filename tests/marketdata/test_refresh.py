@@ -544,7 +544,7 @@ def test_a_cache_that_fails_its_checks_is_moved_aside_and_keeps_its_rows(
     lines = (cache / MARKET_FILE).read_text().splitlines()
     broken = "\n".join(corrupt(lines)) + "\n"
     (cache / MARKET_FILE).write_text(broken)
-    settings = _down_settings(sources.url_for("").rstrip("/"), tmp_path)
+    settings = _down_settings(sources.url_for("").rstrip("/"), tmp_path, stale_data_days=100000)
     assert run_service("forecaster_7d", 7, settings) == 0
     record = _last_metrics(tmp_path)
     assert record["status"] == "ok" and record["as_of"] == "2024-12-13"
