@@ -114,6 +114,25 @@ def test_one_logrotate_rule_per_prefix(tmp_path):
     assert f"would write {rules}/fxforecast-srv-fx-old:" in said[1]
 
 
+def test_a_dry_run_says_each_step_once(tmp_path):
+    prefix, rules = tmp_path / "prefix", tmp_path / "logrotate.d"
+    (prefix / "shared/fxforecast").mkdir(parents=True)
+    for name in ("settings.py", "cli.py"):  # an operator's files where install would copy
+        (prefix / "shared/fxforecast" / name).write_text("# theirs\n")
+    done = script("install.sh", prefix, "--dry-run", "--force", "--logrotate-dir", rules)
+    assert done.returncode == 0, done.stderr
+    steps = [line for line in done.stdout.splitlines() if line.startswith("would run: ")]
+    assert len(steps) == len(set(steps)) > 100
+    assert f"would run: mkdir {prefix}/shared/fxforecast/engine" in steps
+    [backup] = [s for s in steps if s.startswith("would run: mkdir -p ")]
+    assert backup.endswith("/shared/fxforecast")
+    assert sorted(p.name for p in (prefix / "shared/fxforecast").iterdir()) == [
+        "cli.py",
+        "settings.py",
+    ]
+    assert not rules.exists()
+
+
 needs_tools = pytest.mark.skipif(
     not all(map(shutil.which, ("crontab", "logrotate", "faketime", "runuser"))),
     reason="crontab, logrotate, faketime or runuser missing: .ci/run installs them "
