@@ -20,6 +20,26 @@ CHARTS = ("coverage.png", "relative_error.png")
 COVERAGE_BANDS = {"80%": (0.76, 0.84), "95%": (0.92, 0.97)}
 YEARLY_BANDS = {7: (0.70, 0.90), 15: (0.70, 0.90), 30: (0.65, 0.95), 90: (0.65, 0.95)}
 BEST_MEMBER_MARGIN = 0.01
+SUMMARY_HEADER = [
+    "horizon",
+    "n",
+    "rel_MAE",
+    "rel_WQL",
+    "coverage 80%",
+    "coverage 95%",
+    "80% coverage by year (min–max)",
+    "DM p",
+    "best member (rel_WQL)",
+]
+TARGETS_HEADER = [
+    "horizon",
+    "rel_MAE ≤ 1",
+    "rel_WQL < 1",
+    f"within {BEST_MEMBER_MARGIN} of the best member",
+    "80% coverage",
+    "95% coverage",
+    "every year's 80% coverage",
+]
 
 
 class InputError(Exception):
@@ -129,8 +149,7 @@ intervals (below 1 is better). Coverage: the share of outcomes inside the interv
 Diebold–Mariano test of the median against no change (a small value: the difference is not
 chance). The last column is the member with the lowest rel_WQL on its own.
 
-{_table(["horizon", "n", "rel_MAE", "rel_WQL", "coverage 80%", "coverage 95%",
-         "80% coverage by year (min–max)", "DM p", "best member (rel_WQL)"], summary)}
+{_table(SUMMARY_HEADER, summary)}
 
 ## How often the 80% interval held, year by year
 
@@ -145,8 +164,7 @@ The bands of the project's evaluation protocol: rel_MAE at most 1.00; rel_WQL be
 within {BEST_MEMBER_MARGIN} of the best member; over the whole window, 80% coverage in {band80}
 and 95% coverage in {band95}; every year's 80% coverage in the band shown.
 
-{_table(["horizon", "rel_MAE ≤ 1", "rel_WQL < 1", "within 0.01 of the best member",
-         "80% coverage", "95% coverage", "every year's 80% coverage"], targets)}
+{_table(TARGETS_HEADER, targets)}
 
 ![Coverage of the 80% and 95% intervals by horizon, ensemble and random walk](coverage.png)
 

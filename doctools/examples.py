@@ -90,9 +90,7 @@ def make_examples(workdir: Path) -> dict[str, str | bytes]:
     images = {FAN_CHART: chart.read_bytes()}
     examples["status"] = _run([sys.executable, "-m", "fxforecast", "status"], plain)
     examples["thresholds"] = _make_forecast(treasurer, RATE_THRESHOLDS=THRESHOLDS)
-    payload = json.loads(
-        (treasurer / "output/forecaster_7d/2024-11-29/forecast.json").read_text()
-    )
+    payload = json.loads((treasurer / "output/forecaster_7d/2024-11-29/forecast.json").read_text())
     shown = ("service", "as_of", "target_date", "status", "unit", "last_close")
     examples["forecast-json"] = _json(
         {
