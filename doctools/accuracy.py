@@ -160,9 +160,10 @@ origin, from `forecasts.csv`:
 
 ## Against what good looks like
 
-The bands of the project's evaluation protocol: rel_MAE at most 1.00; rel_WQL below 1.00 and
-within {BEST_MEMBER_MARGIN} of the best member; over the whole window, 80% coverage in {band80}
-and 95% coverage in {band95}; every year's 80% coverage in the band shown.
+The bands of the project's evaluation protocol (`EVALUATION.md`): rel_MAE at most 1.00;
+rel_WQL below 1.00; over the whole window, 80% coverage in {band80} and 95% coverage in
+{band95}; every year's 80% coverage in the band shown. And the ensemble's own target: its
+rel_WQL within {BEST_MEMBER_MARGIN} of its best member's.
 
 {_table(TARGETS_HEADER, targets)}
 

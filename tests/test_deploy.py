@@ -36,7 +36,7 @@ from sources_standin import Sources
 CRON_USER = f"fxforecast-test-{os.getpid()}"
 UNRELATED = "5 4 * * * /bin/true  # someone else's job"
 OPERATOR_LINE = "30 5 * * 1 /usr/local/bin/backup  # added by hand after the block"
-PYTHON = "/usr/bin/python3"  # a Python every user can run (the README says why)
+PYTHON = "/usr/bin/python3"  # a Python every user can run (the runbook says why)
 # The Mondays the rehearsal runs on: the shipped snapshot ends on Friday 2024-11-29.
 MONDAYS = [pd.Timestamp(day) for day in ("2025-01-06", "2025-01-13", "2025-01-20", "2025-01-27")]
 AFTER_REINSTALL = pd.Timestamp("2025-02-03")
