@@ -7,7 +7,7 @@ ARGS ?=
 
 .PHONY: install forecast run-7d run-15d run-30d run-90d test bench bench-refresh fetch-data lint \
 	clean backtest enable-chronos disable-chronos status chronos-download bench-chronos \
-	report bench-report bench-history bench-backtest
+	report bench-report bench-history bench-backtest docs accuracy-docs docs-examples
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,14 +75,29 @@ bench-chronos: $(STAMP)
 bench-backtest: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_backtest $(ARGS)
 
+# The documentation site (mkdocs.yml, docs/) into site/; --strict: any warning, a broken link
+# or anchor among them, fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# The Accuracy page (docs/accuracy/) from a backtest's output folder: after make backtest.
+BACKTEST_DIR ?= output/backtest
+accuracy-docs: $(STAMP)
+	$(BIN)/python -m doctools.accuracy $(BACKTEST_DIR)
+
+# The example outputs in README.md and docs/ rewritten from real runs (a test compares them
+# with a real run: rerun this when a change moves the forecast).
+docs-examples: $(STAMP)
+	$(BIN)/python -m doctools.examples --write
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) output .pytest_cache .ruff_cache
+	rm -rf $(VENV) output site .pytest_cache .ruff_cache
 
 # The rolling-origin backtest of EVALUATION.md (about 20-30 minutes on 2 cores).
 backtest: $(STAMP)
 	$(BIN)/fxforecast backtest --horizons 7,15,30,90 --start 2017-01-06 --end 2024-11-29 \
-		--jobs 2 --out output/backtest $(ARGS)
+		--jobs 2 --out $(BACKTEST_DIR) $(ARGS)

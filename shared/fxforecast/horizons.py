@@ -24,7 +24,8 @@ class HorizonParams:
 # better over the long run. At 7 days the short window did as well and keeps the run fast.
 VALIDATION_ORIGINS_LONG = 400
 
-# The one table (README's): configured_members gives each member its named fields from a row.
+# The one table (docs/model-card.md, Horizons): configured_members gives each member its named
+# fields from a row.
 HORIZONS: dict[int, HorizonParams] = {
     row[0]: HorizonParams(*row)
     for row in (
