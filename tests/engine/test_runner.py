@@ -19,7 +19,6 @@ from fxforecast.engine import ensemble, runner
 from fxforecast.engine.members.base import Member
 from fxforecast.engine.members.random_walk import RandomWalk
 from fxforecast.engine.runner import FitCache
-from fxforecast.engine.validation import validation_set
 from fxforecast.errors import FxError
 from fxforecast.horizons import horizon_params
 from fxforecast.marketdata.clean import clean
@@ -71,7 +70,7 @@ def test_a_timed_out_member_stops_using_the_cpu(data):
     assert not left
 
 
-def test_the_switch_runs_members_in_a_child_process_or_in_threads_with_the_cache(data):
+def test_the_switch_runs_members_in_a_child_process_or_in_threads_with_the_cache(data, monkeypatch):
     params = horizon_params(7)
     members = [(RandomWalk(), True), (WhereAmI(), True)]
     in_child = ensemble.forecast(data, params, members, 60, stoppable=True)
@@ -80,8 +79,12 @@ def test_the_switch_runs_members_in_a_child_process_or_in_threads_with_the_cache
     assert in_child.members["where_am_i"].reason.startswith("RuntimeError: ")
     assert in_child.members["where_am_i"].reason != f"RuntimeError: {os.getpid()}"
     assert in_threads.members["where_am_i"].reason == f"RuntimeError: {os.getpid()}"
-    origin = validation_set(data, params).origins[-1]
-    assert cache.has_path(RandomWalk(), 7, origin)  # what a backtest's next origins reuse
+    # What a backtest's next origins reuse: the same forecast again computes no path and no fit.
+    fit = RandomWalk.fit
+    monkeypatch.setattr(RandomWalk, "fit", lambda *_: pytest.fail("fitted again"))
+    again = ensemble.forecast(data, params, members, 60, cache=cache)
+    monkeypatch.setattr(RandomWalk, "fit", fit)
+    np.testing.assert_array_equal(again.quantiles, in_threads.quantiles)
     np.testing.assert_array_equal(in_child.quantiles, in_threads.quantiles)
 
 
@@ -223,6 +226,7 @@ def test_a_service_run_gives_the_same_forecast_with_and_without_the_overlap(
             f"OUTPUT_DIR={tmp_path / folder}\nLOG_DIR={tmp_path / folder}\n"
             f"METRICS_LOG_PATH={tmp_path / folder / 'metrics.jsonl'}\n"
             f"FORECAST_DB={tmp_path / folder / 'forecasts.sqlite'}\n"
+            f"CACHE_DIR={tmp_path / folder / 'cache'}\n"
             f"ENABLE_CHRONOS=true\nCHRONOS_MODEL={tiny_bolt}\nCHRONOS_MIN_AVAILABLE_MB=1\n"
             "ENABLE_ARIMA=false\n"  # the slowest; VAR, the forest and the walk make a group
         )

@@ -44,7 +44,8 @@ def test_origins_are_friday_closes_or_the_last_row_of_the_week(raw):
 @pytest.fixture(scope="module")
 def backtest(raw, tmp_path_factory):
     out = tmp_path_factory.mktemp("bt")
-    metrics = run_backtest(raw, Settings(), SPEC, out, jobs=2, progress=False)
+    settings = Settings(cache_dir=out / "cache")  # two processes share it
+    metrics = run_backtest(raw, settings, SPEC, out, jobs=2, progress=False)
     return out, metrics
 
 
@@ -79,14 +80,17 @@ def test_later_data_leaves_earlier_forecasts_byte_identical(raw, backtest, tmp_p
     later = market.index > pd.Timestamp("2019-10-18")
     market.loc[later, ["USDCLP", "Copper", "DXY"]] *= 1.3
     changed = type(raw)(market, raw.rates, raw.source)
-    run_backtest(changed, Settings(), SPEC, tmp_path, progress=False)
+    # With the first run's member cache: the earlier origins' paths are found there, the later
+    # ones' keys changed with the rows they read, so they are computed again.
+    run_backtest(changed, Settings(cache_dir=out / "cache"), SPEC, tmp_path, progress=False)
     columns = CONTRACT
 
-    def rows(folder):
+    def rows(folder, earlier=True):
         frame = pd.read_csv(folder / "forecasts.csv", dtype=str)
-        return frame[frame["origin"] <= "2019-10-18"][columns].to_csv(index=False)
+        return frame[(frame["origin"] <= "2019-10-18") == earlier][columns].to_csv(index=False)
 
     assert rows(out) == rows(tmp_path)
+    assert rows(out, earlier=False) != rows(tmp_path, earlier=False)
     later_rows = pd.read_csv(tmp_path / "forecasts.csv", dtype=str)
     original = pd.read_csv(out / "forecasts.csv", dtype=str)
     assert not later_rows[later_rows["origin"] == "2019-10-25"][columns].equals(
@@ -103,7 +107,7 @@ def test_a_finished_block_is_reused_and_a_stale_one_is_not(raw, tmp_path):
         """What an interrupted run leaves: its fingerprint and one finished block (marked)."""
         parts.mkdir()
         (parts / "fingerprint").write_text(fingerprint(raw, Settings(), spec))
-        frame = run_block(raw, Settings(), days, origins, spec.refit_weeks)
+        frame, _ = run_block(raw, Settings(cache_dir=None), days, origins, spec.refit_weeks)
         save_part(parts, days, origins, frame)
         part = next(parts.glob("h7_*.csv"))
         marked = pd.read_csv(part)
@@ -111,12 +115,12 @@ def test_a_finished_block_is_reused_and_a_stale_one_is_not(raw, tmp_path):
         marked.to_csv(part, index=False)
 
     interrupted_after_one_block()
-    run_backtest(raw, Settings(), spec, tmp_path, progress=False)
+    run_backtest(raw, Settings(cache_dir=None), spec, tmp_path, progress=False)
     result = pd.read_csv(tmp_path / "forecasts.csv")
     assert result.loc[result["model"] == "ensemble", "q0.5"].iloc[0] == 12345.0
 
     interrupted_after_one_block()  # other settings make the saved block stale
-    run_backtest(raw, Settings(enable_rf=False), spec, tmp_path, progress=False)
+    run_backtest(raw, Settings(enable_rf=False, cache_dir=None), spec, tmp_path, progress=False)
     result = pd.read_csv(tmp_path / "forecasts.csv")
     assert result.loc[result["model"] == "ensemble", "q0.5"].iloc[0] != 12345.0
     assert "random_forest" not in set(result["model"])

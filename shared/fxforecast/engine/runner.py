@@ -1,13 +1,16 @@
 """Running members: each fits, forecasts the validation origins and the as-of date with a
-timeout; fits and paths are kept in a FitCache; any failure becomes a reason.
+timeout; fits and paths are kept in a FitCache (in memory, over the member cache on disk);
+any failure becomes a reason.
 
 Where a member runs is the caller's one switch, `stoppable`. A service run sets it: a member that
 fits models then runs in a forked child process that is killed at the timeout, so an abandoned
 member stops using the CPU and the members after it get the machine to themselves (a thread
 cannot be stopped: an abandoned ARIMA search kept a core busy and the next members timed out
-too). Its fits die with the child, which a single run does not miss. A backtest leaves it off:
-members run in daemon threads of its process, so the FitCache keeps their fits for the next
-origins. A member whose state must stay in the run's process (Chronos: its loaded model and
+too). The child writes what it computed to the member cache on disk itself (its own
+connection, opened after the fork) and sends its paths and cache counts back through the pipe;
+its in-memory fits die with it, which a single run does not miss. A backtest leaves it off:
+members run in daemon threads of its process, so the FitCache keeps their fits in memory for the
+next origins. A member whose state must stay in the run's process (Chronos: its loaded model and
 figures) always runs in a thread.
 
 A service run with both kinds (Chronos on) uses the machine's second core: the members that fit
@@ -28,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..horizons import refit_anchor
+from .member_cache import Counts, MemberCache, RowDigests, Session, entry_key, member_identity
 from .members.base import Fitted, InvalidForecast, Member
 from .validation import Validation
 
@@ -47,6 +51,7 @@ class MemberOutcome:
     seconds: float = 0.0
     forecast: np.ndarray | None = None  # (steps, LEVELS) at the as-of date
     validation: list[np.ndarray] = field(default_factory=list)
+    cached: Counts = field(default_factory=Counts)  # what the member cache held for it
 
     def summary(self) -> dict:
         return {
@@ -59,52 +64,106 @@ class MemberOutcome:
 
 
 class FitCache:
-    """Fits by (member, horizon, refit anchor) and validation paths by (member, horizon,
-    origin): a backtest's consecutive origins share most of them, so each is computed once."""
+    """Fits and forecast paths for one run or one backtest block, in memory, over the member
+    cache on disk when there is one (engine.member_cache): a backtest's consecutive origins
+    share most of them, and so do consecutive weeks' runs. Entries are found by the member
+    cache's keys, so a path is reused only where the rows it read are the same."""
 
-    def __init__(self):
-        self._fits: dict[tuple, Fitted] = {}
-        self._paths: dict[tuple, np.ndarray] = {}
+    def __init__(self, store: MemberCache | None = None):
+        self.store = store
+        self._fits: dict[str, Fitted] = {}
+        self._paths: dict[str, np.ndarray] = {}
+        self._digests: RowDigests | None = None
 
-    def fitted(self, member: Member, days: int, anchor: pd.Timestamp, frame) -> Fitted:
-        key = (member.name, days, anchor)
-        if key not in self._fits:
-            self._fits[key] = member.fit(frame.loc[:anchor])
-        return self._fits[key]
+    def digests(self, frame: pd.DataFrame) -> RowDigests:
+        """The frame's row digests, computed once per frame (a backtest origin's, a run's)."""
+        if self._digests is None or self._digests.frame is not frame:
+            self._digests = RowDigests(frame)
+        return self._digests
 
-    def has_path(self, member: Member, days: int, origin: pd.Timestamp) -> bool:
-        return (member.name, days, origin) in self._paths
 
-    def path(self, member: Member, days: int, origin: pd.Timestamp) -> np.ndarray:
-        return self._paths[(member.name, days, origin)]
+class _MemberEntries:
+    """One member's paths and fits during one run: the FitCache's memory first, then the disk
+    (unless the member is not storable), else computed by the caller and kept in both."""
 
-    def keep_path(self, member: Member, days: int, origin: pd.Timestamp, path) -> None:
-        self._paths[(member.name, days, origin)] = path
+    def __init__(self, cache: FitCache, member: Member, frame: pd.DataFrame):
+        self.cache = cache
+        self.member = member
+        self.frame = frame
+        self.identity = member_identity(member)
+        self.session = Session(cache.store if member.storable else None)
+
+    def _key(self, kind, anchor, origin, steps) -> str:
+        at = anchor if origin is None else origin
+        digest = self.cache.digests(self.frame).of([at])[pd.Timestamp(at)]
+        return entry_key(self.identity, kind, anchor, origin, steps, digest)
+
+    def path_key(self, anchor, origin, steps) -> str:
+        # A zero-shot member learns nothing from its fit: its path depends on the origin only.
+        return self._key("path", None if self.member.zero_shot else anchor, origin, steps)
+
+    def paths(self, wanted: list[tuple]) -> dict[tuple, np.ndarray]:
+        """The (anchor, origin, steps) paths kept so far, in memory or on disk."""
+        self.cache.digests(self.frame).of([origin for _, origin, _ in wanted])  # in one pass
+        keys = {item: self.path_key(*item) for item in wanted}
+        memory = self.cache._paths
+        absent = {key: "path" for key in keys.values() if key not in memory}
+        memory.update(self.session.get(absent))
+        return {item: memory[key] for item, key in keys.items() if key in memory}
+
+    def keep(self, computed: dict[tuple, np.ndarray]) -> None:
+        """Newly computed paths, into memory and (one transaction) onto the disk."""
+        keyed = {self.path_key(*item): path for item, path in computed.items()}
+        self.cache._paths.update(keyed)
+        self.session.put(self.member.name, dict.fromkeys(keyed, "path"), keyed)
+
+    def fitted(self, anchor: pd.Timestamp, store: bool) -> Fitted:
+        """The fit at `anchor` (on rows up to it); a new one goes to disk when `store`."""
+        key = self._key("fit", anchor, None, None)
+        memory = self.cache._fits
+        if key not in memory:
+            memory.update(self.session.get({key: "fit"}))
+        if key not in memory:
+            memory[key] = self.member.fit(self.frame.loc[:anchor])
+            if store:
+                self.session.put(self.member.name, {key: "fit"}, {key: memory[key]})
+        return memory[key]
 
 
 def _member_forecasts(
     member, frame, validation, as_of, n_steps, refit_weeks, final_refit_weeks, cache
 ):
-    """Validation forecasts, grouped by refit anchor, then the final forecast."""
-    days = validation.days
+    """Validation forecasts, the final forecast, and what the member cache held. Paths kept
+    before are reused; the others are computed grouped by refit anchor."""
 
     def anchor_of(origin, weeks):
         # A zero-shot member's one fit serves every origin, so all of them go in one call.
         return as_of if member.zero_shot else refit_anchor(origin, weeks)
 
-    by_anchor: dict[pd.Timestamp, list[int]] = {}
-    for i, origin in enumerate(validation.origins):
-        if not cache.has_path(member, days, origin):
-            by_anchor.setdefault(anchor_of(origin, refit_weeks), []).append(i)
-    for anchor, todo in by_anchor.items():
-        paths = cache.fitted(member, days, anchor, frame).forecast(
-            frame, [validation.origins[i] for i in todo], [validation.steps[i] for i in todo]
-        )
-        for i, path in zip(todo, paths, strict=True):
-            cache.keep_path(member, days, validation.origins[i], path)
-    validation_paths = [cache.path(member, days, origin) for origin in validation.origins]
-    final_fit = cache.fitted(member, days, anchor_of(as_of, final_refit_weeks), frame)
-    return validation_paths, final_fit.forecast(frame, [as_of], [n_steps])[0]
+    wanted = [
+        (anchor_of(origin, refit_weeks), origin, steps)
+        for origin, steps in zip(validation.origins, validation.steps, strict=True)
+    ]
+    wanted.append((anchor_of(as_of, final_refit_weeks), as_of, n_steps))
+    # Next week's run will ask for the newest validation anchor's fit again (unless the grid
+    # moves); older anchors' paths are all kept, so their fits are not needed again.
+    newest = wanted[-2][0]
+    entries = _MemberEntries(cache, member, frame)
+    try:
+        paths = entries.paths(wanted)
+        by_anchor: dict[pd.Timestamp, list[tuple]] = {}
+        for item in wanted:
+            if item not in paths:
+                by_anchor.setdefault(item[0], []).append(item)
+        for anchor, todo in by_anchor.items():
+            computed = entries.fitted(anchor, store=anchor == newest).forecast(
+                frame, [origin for _, origin, _ in todo], [steps for _, _, steps in todo]
+            )
+            paths.update(zip(todo, computed, strict=True))
+            entries.keep(dict(zip(todo, computed, strict=True)))
+    finally:
+        entries.session.close()
+    return [paths[item] for item in wanted[:-1]], paths[wanted[-1]], entries.session.counts
 
 
 def run_member(
@@ -137,7 +196,7 @@ def run_member(
         )
     if state == "failed":
         return MemberOutcome(member.name, "failed", value, seconds=seconds)
-    validation_paths, final = value
+    validation_paths, final, cached = value
     return MemberOutcome(
         member.name,
         "ok",
@@ -145,6 +204,7 @@ def run_member(
         seconds=seconds,
         forecast=final,
         validation=validation_paths,
+        cached=cached,
     )
 
 
