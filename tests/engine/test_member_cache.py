@@ -65,10 +65,16 @@ def test_a_row_revised_before_an_origin_changes_its_key_and_one_after_does_not(r
     assert key(clean(revised(raw, "2022-03-08"), "2022-06-30")) == key(first)  # revised after
     assert key(clean(revised(raw, before), "2022-06-30")) != key(first)
     assert key(clean(revised(raw, before, "Copper"), "2022-06-30")) != key(first)  # any column
-    # A value that was missing and is now there (NaNs are part of the rows too).
+    # A close that is now missing (NaNs are part of the rows too)...
     missing = raw.market.copy()
-    missing.loc[before, "VIX"] = np.nan
+    missing.loc[before, "USDCLP"] = np.nan
     assert key(clean(type(raw)(missing, raw.rates, raw.source), "2022-06-30")) != key(first)
+    # ... and every NaN is the same NaN, whatever its bits (an operation can flip its sign).
+    flipped = first.frame.copy()
+    assert flipped["usdclp"].loc[:origin].isna().any()
+    flipped["usdclp"] = np.where(flipped["usdclp"].isna(), -np.nan, flipped["usdclp"])
+    assert np.signbit(flipped["usdclp"].to_numpy()).any()
+    assert key(type(first)(flipped, first.report, first.source)) == key(first)
     # The rows before the revised one keep their key.
     earlier = pd.Timestamp("2022-02-25")
     assert key(clean(revised(raw, before), "2022-06-30"), earlier) == key(first, earlier)

@@ -3,6 +3,7 @@ import sys
 
 import pandas as pd
 import pytest
+from fxforecast.engine.member_cache import MemberCache
 from fxforecast.evaluation.backtest import (
     BacktestSpec,
     fingerprint,
@@ -145,3 +146,21 @@ def test_cli_rejects_a_reversed_window_in_one_line(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "error: --start 2020-01-10 is after --end 2019-01-04"
+
+
+def test_a_rerun_with_another_combiner_and_calibration_computes_no_member(raw, tmp_path):
+    """Every member path comes from the first run's cache; the forecasts are byte for byte
+    those of a backtest run cold with the new combiner and calibration."""
+    spec = BacktestSpec((7,), "2019-10-04", "2019-10-11", 1, 4)
+    cache = MemberCache(tmp_path / "cache", 10**9)
+    run_backtest(raw, Settings(cache_dir=cache.folder), spec, tmp_path / "first", progress=False)
+    other = {"combiner": "inverse_loss", "calibration": "split_conformal"}
+    warm = tmp_path / "warm"
+    run_backtest(raw, Settings(cache_dir=cache.folder, **other), spec, warm, progress=False)
+    assert cache.info()["last_run"]["misses"] == 0
+    assert cache.info()["last_run"]["hits"] > 0
+    cold = tmp_path / "cold"
+    run_backtest(raw, Settings(cache_dir=None, **other), spec, cold, progress=False)
+    assert (warm / "forecasts.csv").read_bytes() == (cold / "forecasts.csv").read_bytes()
+    first = pd.read_csv(tmp_path / "first" / "forecasts.csv")
+    assert not first.equals(pd.read_csv(warm / "forecasts.csv"))  # the settings did matter
