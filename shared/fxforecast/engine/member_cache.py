@@ -361,22 +361,20 @@ def _why(exc: BaseException) -> str:
 
 
 def member_identity(member) -> str:
-    """Everything about a member that its paths and fits depend on, besides the data."""
+    """A digest of everything about a member that its paths and fits depend on, besides the
+    data."""
     module = type(member).__module__
-    return json.dumps(
-        [member.name, member.hyperparameters(), code_digest(module), _platform()],
-        sort_keys=True,
-        default=str,
-    )
+    identity = [member.name, member.hyperparameters(), code_digest(module), _platform()]
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def entry_key(identity: str, kind: str, anchor, origin, steps, rows_digest: str) -> str:
-    parts = [identity, kind, _day(anchor), _day(origin), steps, rows_digest]
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+    parts = [identity, kind, _day(anchor), _day(origin), str(steps), rows_digest]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def _day(date) -> str | None:
-    return None if date is None else pd.Timestamp(date).isoformat()
+def _day(date) -> str:
+    return "" if date is None else str(date)
 
 
 @cache
@@ -447,10 +445,15 @@ class RowDigests:
 
     def of(self, dates) -> dict:
         """date -> sha256 of the rows up to it (their dates, column names and values)."""
-        wanted = sorted({pd.Timestamp(d) for d in dates} - set(self._found))
-        index = self.frame.index
-        ends = index.searchsorted(wanted, side="right")
-        stamps = index.asi8
+        wanted = sorted(set(dates) - self._found.keys())
+        if wanted:
+            self._compute(wanted)
+        return {date: self._found[date] for date in dates}
+
+    def _compute(self, wanted: list[pd.Timestamp]) -> None:
+        """One pass over the rows, stopping at each date: every prefix's digest."""
+        ends = self.frame.index.searchsorted(wanted, side="right")
+        stamps = self.frame.index.asi8
         dates_hash = hashlib.sha256()
         values_hash = hashlib.sha256(json.dumps(list(map(str, self.frame.columns))).encode())
         done = 0
@@ -458,7 +461,5 @@ class RowDigests:
             dates_hash.update(stamps[done:end].tobytes())
             values_hash.update(self._values[done:end].tobytes())
             done = end
-            self._found[date] = hashlib.sha256(
-                dates_hash.digest() + values_hash.digest()
-            ).hexdigest()
-        return {pd.Timestamp(d): self._found[pd.Timestamp(d)] for d in dates}
+            pair = dates_hash.digest() + values_hash.digest()
+            self._found[date] = hashlib.sha256(pair).hexdigest()

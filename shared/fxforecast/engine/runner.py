@@ -93,19 +93,23 @@ class _MemberEntries:
         self.identity = member_identity(member)
         self.session = Session(cache.store if member.storable else None)
 
-    def _key(self, kind, anchor, origin, steps) -> str:
-        at = anchor if origin is None else origin
-        digest = self.cache.digests(self.frame).of([at])[pd.Timestamp(at)]
+    def _key(self, kind, anchor, origin, steps, digest) -> str:
         return entry_key(self.identity, kind, anchor, origin, steps, digest)
 
-    def path_key(self, anchor, origin, steps) -> str:
+    def _path_keys(self, items: list[tuple]) -> dict[tuple, str]:
+        """Each (anchor, origin, steps)'s key, the data part from the rows up to the origin."""
+        digests = self.cache.digests(self.frame).of([origin for _, origin, _ in items])
         # A zero-shot member learns nothing from its fit: its path depends on the origin only.
-        return self._key("path", None if self.member.zero_shot else anchor, origin, steps)
+        return {
+            (anchor, origin, steps): self._key(
+                "path", None if self.member.zero_shot else anchor, origin, steps, digests[origin]
+            )
+            for anchor, origin, steps in items
+        }
 
     def paths(self, wanted: list[tuple]) -> dict[tuple, np.ndarray]:
         """The (anchor, origin, steps) paths kept so far, in memory or on disk."""
-        self.cache.digests(self.frame).of([origin for _, origin, _ in wanted])  # in one pass
-        keys = {item: self.path_key(*item) for item in wanted}
+        keys = self._path_keys(wanted)
         memory = self.cache._paths
         absent = {key: "path" for key in keys.values() if key not in memory}
         memory.update(self.session.get(absent))
@@ -113,13 +117,15 @@ class _MemberEntries:
 
     def keep(self, computed: dict[tuple, np.ndarray]) -> None:
         """Newly computed paths, into memory and (one transaction) onto the disk."""
-        keyed = {self.path_key(*item): path for item, path in computed.items()}
+        keys = self._path_keys(list(computed))
+        keyed = {keys[item]: path for item, path in computed.items()}
         self.cache._paths.update(keyed)
         self.session.put(self.member.name, dict.fromkeys(keyed, "path"), keyed)
 
     def fitted(self, anchor: pd.Timestamp, store: bool) -> Fitted:
         """The fit at `anchor` (on rows up to it); a new one goes to disk when `store`."""
-        key = self._key("fit", anchor, None, None)
+        digest = self.cache.digests(self.frame).of([anchor])[anchor]
+        key = self._key("fit", anchor, None, None, digest)
         memory = self.cache._fits
         if key not in memory:
             memory.update(self.session.get({key: "fit"}))
