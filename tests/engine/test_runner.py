@@ -94,6 +94,53 @@ def test_every_member_failing_is_a_one_line_error(data):
 
 
 @dataclass(frozen=True)
+class Naps(RandomWalk):
+    """The random walk, whose first fit in a process naps a second and notes when, in a file
+    named after `name` in `folder`."""
+
+    name = "naps"
+    folder: str = ""
+    napped = []  # per process: a forked child starts with its parent's (empty) list
+
+    def fit(self, frame):
+        if not Naps.napped:
+            started = time.time()
+            time.sleep(1)
+            Naps.napped.append((started, time.time()))
+            Path(self.folder, self.name).write_text(json.dumps(Naps.napped[0]))
+        return super().fit(frame)
+
+
+@dataclass(frozen=True)
+class NapsToo(Naps):
+    name = "naps_too"
+
+
+def test_fitting_members_run_side_by_side_one_per_core_to_the_same_result(
+    data, tmp_path, monkeypatch
+):
+    """Chronos off (no resident member): two members nap at the same time on two cores; on one
+    core they run one after another, and either way the forecast is the same to the last digit."""
+    folder = str(tmp_path)
+    members = [(RandomWalk(), True), (Naps(folder=folder), True), (NapsToo(folder=folder), True)]
+    params = horizon_params(7)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    side_by_side = ensemble.forecast(data, params, members, 60, stoppable=True)
+    (a_start, a_end), (b_start, b_end) = [
+        json.loads((tmp_path / name).read_text()) for name in ("naps", "naps_too")
+    ]
+    assert a_start < b_end and b_start < a_end  # the naps overlapped
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    one_core = ensemble.forecast(data, params, members, 60, stoppable=True)
+    (a_start, a_end), (b_start, b_end) = [
+        json.loads((tmp_path / name).read_text()) for name in ("naps", "naps_too")
+    ]
+    assert a_end <= b_start  # one after another
+    assert side_by_side.quantiles.tobytes() == one_core.quantiles.tobytes()
+    assert [m.status for m in side_by_side.members.values()] == ["ok"] * 3
+
+
+@dataclass(frozen=True)
 class Resident(RandomWalk):
     """A random walk that stays in the run's process, as Chronos does; it notes the run's
     child processes alive while it fits."""

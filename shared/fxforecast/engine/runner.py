@@ -13,18 +13,23 @@ members run in daemon threads of its process, so the FitCache keeps their fits i
 next origins. A member whose state must stay in the run's process (Chronos: its loaded model and
 figures) always runs in a thread.
 
-A service run with both kinds (Chronos on) uses the machine's second core: the members that fit
-models run one after another in one forked "group" process, each still in its own child killed at
-its timeout, while the resident members run in the run's process at the same time (run_members).
+A service run uses the machine's second core too. With both kinds (Chronos on), the members that
+fit models run one after another in one forked "group" process, each still in its own child
+killed at its timeout, while the resident members run in the run's process at the same time.
+With only members that fit models (Chronos off, the default), their children run side by side,
+one per core, the next starting as one ends (run_members). Each computes alone on one thread, so
+where it runs changes no digit.
 """
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -195,7 +200,10 @@ def run_member(
     started = time.perf_counter()
     run = _in_process if stoppable and member.own_process else _in_thread
     state, value = run(work, timeout_s)
-    seconds = time.perf_counter() - started
+    return _outcome(member, validation, timeout_s, state, value, time.perf_counter() - started)
+
+
+def _outcome(member, validation, timeout_s, state, value, seconds) -> MemberOutcome:
     if state == "timed out":
         return MemberOutcome(
             member.name, "failed", f"timed out after {timeout_s:g} s", seconds=seconds
@@ -227,8 +235,8 @@ def run_members(
     stoppable: bool = False,
 ) -> dict[str, MemberOutcome]:
     """Every member's outcome, by name in the members' order. One after another, except in a
-    service run (`stoppable`) where some members fit in child processes and some stay in this
-    process: the former then run in one group process while the latter run here."""
+    service run (`stoppable`): members that fit in child processes run side by side, one per
+    core; where some stay in this process, the others run in one group process beside them."""
 
     def run(member):
         return run_member(
@@ -246,6 +254,27 @@ def run_members(
 
     grouped = [member for member in members if stoppable and member.own_process]
     resident = [member for member in members if not (stoppable and member.own_process)]
+    lanes = len(os.sched_getaffinity(0))
+    if len(grouped) > 1 and not resident and lanes > 1:
+        work = {
+            member.name: partial(
+                _member_forecasts,
+                member,
+                frame,
+                validation,
+                as_of,
+                n_steps,
+                refit_weeks,
+                final_refit_weeks,
+                cache,
+            )
+            for member in members
+        }
+        ran = _side_by_side(work, timeout_s, lanes)
+        return {
+            member.name: _outcome(member, validation, timeout_s, *ran[member.name])
+            for member in members
+        }
     if not grouped or not resident:
         return {member.name: run(member) for member in members}
     budget = timeout_s * len(grouped) + _GROUP_MARGIN_S
@@ -280,6 +309,34 @@ def run_members(
     return {member.name: ran[member.name] for member in members}
 
 
+def _side_by_side(work: dict, timeout_s: float, lanes: int) -> dict[str, tuple]:
+    """Each named work in its own child process, as many at once as there are `lanes` (cores),
+    in order as lanes free up; each killed at its timeout. (state, value, seconds) by name."""
+    waiting = list(work)
+    running: dict[str, tuple[_Child, float]] = {}
+    done = {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < lanes:
+                name = waiting.pop(0)
+                running[name] = (_Child(work[name], daemon=True), time.perf_counter())
+            first_deadline = min(started + timeout_s for _, started in running.values())
+            multiprocessing.connection.wait(
+                [child.receiver for child, _ in running.values()],
+                max(first_deadline - time.perf_counter(), 0),
+            )
+            for name, (child, started) in list(running.items()):
+                elapsed = time.perf_counter() - started
+                if child.receiver.poll() or elapsed >= timeout_s:
+                    done[name] = (*child.result(0), elapsed)
+                    child.stop()
+                    del running[name]
+    finally:
+        for child, _ in running.values():
+            child.stop()
+    return done
+
+
 def _in_thread(work, timeout_s):
     """("ok", value), ("failed", reason) or ("timed out", None) from a daemon thread: a member
     that hangs is abandoned, and cannot keep the process alive."""
@@ -311,7 +368,7 @@ class _Child:
     non-daemonic child may start children of its own (the group's members)."""
 
     def __init__(self, work, daemon: bool):
-        self._receive, send = _FORK.Pipe(duplex=False)
+        self.receiver, send = _FORK.Pipe(duplex=False)
 
         def child():
             try:
@@ -330,17 +387,17 @@ class _Child:
 
     def result(self, timeout_s: float):
         """("ok", value), ("failed", reason) or ("timed out", None) within `timeout_s`."""
-        if not self._receive.poll(max(timeout_s, 0)):
+        if not self.receiver.poll(max(timeout_s, 0)):
             return "timed out", None
         try:
-            return self._receive.recv()
+            return self.receiver.recv()
         except EOFError:  # killed (e.g. out of memory) before it answered
             self._process.join()
             return "failed", f"its process ended with exit code {self._process.exitcode}"
 
     def stop(self) -> None:
         """Kill the child if it still runs, and reap it."""
-        self._receive.close()
+        self.receiver.close()
         if self._process.is_alive():
             self._process.kill()
         self._process.join()
