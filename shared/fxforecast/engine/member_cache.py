@@ -30,7 +30,7 @@ import sqlite3
 import sys
 import time
 import zlib
-from contextlib import closing, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -235,6 +235,7 @@ class Session:
         self.counts = Counts()
         self._connection: sqlite3.Connection | None = None
         self._used: list[str] = []
+        self._wrote = False
 
     def _open(self) -> sqlite3.Connection | None:
         if self.store is None or self.counts.error:
@@ -299,17 +300,19 @@ class Session:
                 connection.executemany(
                     "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows
                 )
+            self._wrote = True
         except sqlite3.Error as exc:  # disk full, locked past the timeout, ...
             self._fail(f"cannot write {self.store.path}: {_why(exc)}")
 
     def close(self) -> None:
-        """Mark the entries read as used now, evict past the bound, close."""
+        """Mark the entries read as used now, evict past the bound if this session wrote,
+        close."""
         connection = self._connection
         self._connection = None
         if connection is None:
             return
         with closing(connection):
-            if self.store is None:
+            if self.store is None or not (self._used or self._wrote):
                 return
             try:
                 with _transaction(connection):
@@ -317,27 +320,24 @@ class Session:
                     connection.executemany(
                         "UPDATE entries SET used = ? WHERE key = ?", [(now, k) for k in self._used]
                     )
-                    _evict(connection, self.store.max_bytes)
+                    if self._wrote:
+                        _evict(connection, self.store.max_bytes)
             except sqlite3.Error as exc:
                 self._fail(f"cannot update {self.store.path}: {_why(exc)}")
 
 
-class _transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error."""
-
-    def __init__(self, connection):
-        self.connection = connection
-
-    def __enter__(self):
-        self.connection.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind, exc, tb):
-        if kind is None:
-            self.connection.execute("COMMIT")
-        else:
-            with suppress(sqlite3.Error):
-                self.connection.execute("ROLLBACK")
-        return False
+@contextmanager
+def _transaction(connection: sqlite3.Connection):
+    """BEGIN IMMEDIATE (the write lock, waiting up to the busy timeout) ... COMMIT, or ROLLBACK
+    on any error."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        with suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
 
 
 def _evict(connection: sqlite3.Connection, max_bytes: int) -> None:

@@ -76,8 +76,8 @@ class FitCache:
 
     def __init__(self, store: MemberCache | None = None):
         self.store = store
-        self._fits: dict[str, Fitted] = {}
-        self._paths: dict[str, np.ndarray] = {}
+        self.fits: dict[str, Fitted] = {}  # by the member cache's key
+        self.paths: dict[str, np.ndarray] = {}
         self._digests: RowDigests | None = None
 
     def digests(self, frame: pd.DataFrame) -> RowDigests:
@@ -115,7 +115,7 @@ class _MemberEntries:
     def paths(self, wanted: list[tuple]) -> dict[tuple, np.ndarray]:
         """The (anchor, origin, steps) paths kept so far, in memory or on disk."""
         keys = self._path_keys(wanted)
-        memory = self.cache._paths
+        memory = self.cache.paths
         absent = {key: "path" for key in keys.values() if key not in memory}
         memory.update(self.session.get(absent))
         return {item: memory[key] for item, key in keys.items() if key in memory}
@@ -124,14 +124,14 @@ class _MemberEntries:
         """Newly computed paths, into memory and (one transaction) onto the disk."""
         keys = self._path_keys(list(computed))
         keyed = {keys[item]: path for item, path in computed.items()}
-        self.cache._paths.update(keyed)
+        self.cache.paths.update(keyed)
         self.session.put(self.member.name, dict.fromkeys(keyed, "path"), keyed)
 
     def fitted(self, anchor: pd.Timestamp, store: bool) -> Fitted:
         """The fit at `anchor` (on rows up to it); a new one goes to disk when `store`."""
         digest = self.cache.digests(self.frame).of([anchor])[anchor]
         key = self._key("fit", anchor, None, None, digest)
-        memory = self.cache._fits
+        memory = self.cache.fits
         if key not in memory:
             memory.update(self.session.get({key: "fit"}))
         if key not in memory:
