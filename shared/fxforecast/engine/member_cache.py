@@ -15,8 +15,7 @@ timeout let the four services and a backtest read and write it at once; each wri
 transaction, so a reader sees an entry whole or not at all, and a process killed mid-write
 leaves nothing behind. Each value keeps its own sha256: an entry that does not match it (or
 does not load) is logged and recomputed, never used. Past CACHE_MAX_MB the least recently used
-entries go first. Nothing is shared across a fork: a connection lives for one member's run in
-the process or thread that runs it.
+entries go first. Each process opens its own connection (a forked child too) and keeps it.
 """
 
 import ast
@@ -24,10 +23,12 @@ import hashlib
 import importlib.util
 import json
 import logging
+import os
 import pickle
 import platform
 import sqlite3
 import sys
+import threading
 import time
 import zlib
 from contextlib import closing, contextmanager, suppress
@@ -116,7 +117,9 @@ class MemberCache:
         """A connection in autocommit mode (writes open their own transaction)."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            connection = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
         except (OSError, sqlite3.Error) as exc:
             raise CacheUnusable(f"cannot open {self.path}: {_why(exc)}") from None
         try:
@@ -175,6 +178,9 @@ class MemberCache:
         not a readable database is deleted instead."""
         if not self.path.exists():
             return 0, 0
+        forgotten = _connections.pop((os.getpid(), self.path), None)  # this process starts anew
+        if isinstance(forgotten, tuple):
+            forgotten[0].close()
         try:
             with closing(self.connect()) as connection:
                 entries, size = connection.execute(
@@ -225,48 +231,64 @@ def member_cache(settings: Settings) -> MemberCache | None:
     return MemberCache(settings.cache_dir, settings.cache_max_mb * 1_000_000)
 
 
+# This process's connection to each cache file, opened on first use and kept: opening and closing
+# one per member run cost a WAL checkpoint at every close (about 10 ms, four per backtest origin).
+# By process id, so a forked child opens its own and leaves the one it inherited untouched
+# (SQLite forbids using a connection across a fork); threads share it under its lock. A file
+# that failed is not tried again by this process: a reason instead of a connection.
+_connections: dict[tuple[int, Path], tuple[sqlite3.Connection, threading.Lock] | str] = {}
+
+
 class Session:
-    """One member run's use of the cache: reads and writes, and its counts. Opened on first use
-    in the process or thread that runs the member; after a failure (file unusable, disk full,
-    locked past the timeout) the run goes on without the cache, which it logs once."""
+    """One member run's use of the cache: reads and writes, and its counts. After a failure
+    (file unusable, disk full, locked past the timeout) the run goes on without the cache; the
+    process logs it once."""
 
     def __init__(self, store: MemberCache | None):
         self.store = store
         self.counts = Counts()
-        self._connection: sqlite3.Connection | None = None
         self._used: list[str] = []
         self._wrote = False
 
-    def _open(self) -> sqlite3.Connection | None:
-        if self.store is None or self.counts.error:
+    def _open(self) -> tuple[sqlite3.Connection, threading.Lock] | None:
+        if self.store is None:
             return None
-        if self._connection is None:
+        key = (os.getpid(), self.store.path)
+        if key not in _connections:
             try:
-                self._connection = self.store.connect()
+                _connections[key] = (self.store.connect(), threading.Lock())
             except CacheUnusable as exc:
                 self._fail(str(exc))
-        return self._connection
+                return None
+        found = _connections[key]
+        if isinstance(found, str):
+            self.counts.error, self.store = found, None
+            return None
+        return found
 
     def _fail(self, reason: str) -> None:
         self.counts.error = reason
         log.warning("member cache not used: %s", reason)
+        _connections[(os.getpid(), self.store.path)] = reason
         self.store = None
 
     def get(self, kinds: dict[str, str]) -> dict[str, object]:
         """The stored values of these keys (key -> kind); absent ones count as misses."""
-        connection = self._open()
-        if connection is None or not kinds:
+        opened = self._open()
+        if opened is None or not kinds:
             return {}
+        connection, lock = opened
         keys = list(kinds)
         try:
             rows = []
-            for start in range(0, len(keys), 500):  # SQLite's limit on bound parameters
-                chunk = keys[start : start + 500]
-                rows += connection.execute(
-                    f"SELECT key, value, digest FROM entries WHERE key IN "
-                    f"({','.join('?' * len(chunk))})",
-                    chunk,
-                ).fetchall()
+            with lock:
+                for start in range(0, len(keys), 500):  # SQLite's limit on bound parameters
+                    chunk = keys[start : start + 500]
+                    rows += connection.execute(
+                        f"SELECT key, value, digest FROM entries WHERE key IN "
+                        f"({','.join('?' * len(chunk))})",
+                        chunk,
+                    ).fetchall()
         except sqlite3.Error as exc:
             self._fail(f"cannot read {self.store.path}: {_why(exc)}; {CLEAR_HINT}")
             return {}
@@ -286,9 +308,10 @@ class Session:
 
     def put(self, member: str, kinds: dict[str, str], values: dict[str, object]) -> None:
         """Store these values whole, in one transaction."""
-        connection = self._open()
-        if connection is None or not values:
+        opened = self._open()
+        if opened is None or not values:
             return
+        connection, lock = opened
         now = time.time()
         rows = []
         for key, value in values.items():
@@ -296,7 +319,7 @@ class Session:
             digest = hashlib.sha256(blob).hexdigest()
             rows.append((key, member, kinds[key], blob, digest, len(blob), now))
         try:
-            with _transaction(connection):
+            with lock, _transaction(connection):
                 connection.executemany(
                     "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows
                 )
@@ -305,25 +328,23 @@ class Session:
             self._fail(f"cannot write {self.store.path}: {_why(exc)}")
 
     def close(self) -> None:
-        """Mark the entries read as used now, evict past the bound if this session wrote,
-        close."""
-        connection = self._connection
-        self._connection = None
-        if connection is None:
+        """Mark the entries read as used now and, if this session wrote, evict past the bound."""
+        if not (self._used or self._wrote):
             return
-        with closing(connection):
-            if self.store is None or not (self._used or self._wrote):
-                return
-            try:
-                with _transaction(connection):
-                    now = time.time()
-                    connection.executemany(
-                        "UPDATE entries SET used = ? WHERE key = ?", [(now, k) for k in self._used]
-                    )
-                    if self._wrote:
-                        _evict(connection, self.store.max_bytes)
-            except sqlite3.Error as exc:
-                self._fail(f"cannot update {self.store.path}: {_why(exc)}")
+        opened = self._open()
+        if opened is None:
+            return
+        connection, lock = opened
+        try:
+            with lock, _transaction(connection):
+                now = time.time()
+                connection.executemany(
+                    "UPDATE entries SET used = ? WHERE key = ?", [(now, k) for k in self._used]
+                )
+                if self._wrote:
+                    _evict(connection, self.store.max_bytes)
+        except sqlite3.Error as exc:
+            self._fail(f"cannot update {self.store.path}: {_why(exc)}")
 
 
 @contextmanager
@@ -373,8 +394,8 @@ def entry_key(identity: str, kind: str, anchor, origin, steps, rows_digest: str)
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def _day(date) -> str:
-    return "" if date is None else str(date)
+def _day(date: pd.Timestamp | None) -> str:
+    return "" if date is None else str(date.value)  # nanoseconds: cheaper than a date string
 
 
 @cache

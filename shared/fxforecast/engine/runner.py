@@ -29,7 +29,7 @@ import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from typing import Literal
 
 import numpy as np
@@ -51,12 +51,18 @@ class MemberOutcome:
     name: str
     status: MemberStatus
     reason: str | None = None
-    score: float | None = None
     weight: float = 0.0
     seconds: float = 0.0
     forecast: np.ndarray | None = None  # (steps, LEVELS) at the as-of date
     validation: list[np.ndarray] = field(default_factory=list)
     cached: Counts = field(default_factory=Counts)  # what the member cache held for it
+    scored_on: Validation | None = field(default=None, repr=False)
+
+    @cached_property
+    def score(self) -> float | None:
+        """Mean pinball loss over the validation origins, computed when first asked (a service
+        run's metrics line asks; a backtest never does: 400 losses per member and origin)."""
+        return None if self.scored_on is None else self.scored_on.score(self.validation)
 
     def summary(self) -> dict:
         return {
@@ -214,11 +220,11 @@ def _outcome(member, validation, timeout_s, state, value, seconds) -> MemberOutc
     return MemberOutcome(
         member.name,
         "ok",
-        score=validation.score(validation_paths),
         seconds=seconds,
         forecast=final,
         validation=validation_paths,
         cached=cached,
+        scored_on=validation,
     )
 
 
