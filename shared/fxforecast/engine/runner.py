@@ -169,10 +169,13 @@ def _member_forecasts(
     try:
         paths = entries.paths(wanted)
         by_anchor: dict[pd.Timestamp, list[tuple]] = {}
-        for item in wanted:
+        for item in wanted[:-1]:
             if item not in paths:
                 by_anchor.setdefault(item[0], []).append(item)
-        for anchor, todo in by_anchor.items():
+        calls = list(by_anchor.items())
+        if wanted[-1] not in paths:  # in a call of its own, as a zero-shot member's batch matters
+            calls.append((wanted[-1][0], wanted[-1:]))
+        for anchor, todo in calls:
             computed = entries.fitted(anchor, store=anchor == newest).forecast(
                 frame, [origin for _, origin, _ in todo], [steps for _, _, steps in todo]
             )
