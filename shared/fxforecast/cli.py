@@ -197,8 +197,7 @@ def _cache(args) -> int:
         return 0
     try:
         if args.action == "clear":
-            entries, size = store.clear()
-            print(f"removed {entries} entries ({size / 1e6:.1f} MB) from {store.path}")
+            print(store.clear())
         else:
             print(describe(store.info()))
     except CacheUnusable as exc:

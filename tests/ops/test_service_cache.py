@@ -90,3 +90,18 @@ def test_cache_info_shows_the_last_run_and_clear_empties_it(cli, tmp_path, capsy
     monkeypatch.setenv("CACHE_DIR", "")
     assert main(["cache", "info"]) == 0
     assert capsys.readouterr().out == "the member cache is off (CACHE_DIR is empty)\n"
+
+
+def test_cache_info_and_clear_on_a_file_that_is_not_a_database(tmp_path, capsys):
+    """An operator's `cache info` names the damaged file and the fix in one line (no traceback),
+    and `cache clear` then deletes the file and says so."""
+    (tmp_path / "members.sqlite").write_bytes(b"not a database " * 100)
+    assert main(["cache", "info", "--cache-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is unusable: file is not a database" in err
+    assert "fxforecast cache clear" in err
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 0
+    assert "which was not a readable database" in capsys.readouterr().out
+    assert not (tmp_path / "members.sqlite").exists()
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("nothing to remove")

@@ -106,6 +106,8 @@ class Counts:
 
 @dataclass(frozen=True)
 class MemberCache:
+    """The cache file in `folder` (CACHE_DIR), bounded by `max_bytes` of values."""
+
     folder: Path
     max_bytes: int
 
@@ -128,12 +130,7 @@ class MemberCache:
             connection.executescript(SCHEMA)
         except sqlite3.Error as exc:
             connection.close()
-            # An OperationalError (locked, disk full, read-only) is a state, not a damaged file.
-            corrupt = isinstance(exc, sqlite3.DatabaseError) and not isinstance(
-                exc, sqlite3.OperationalError
-            )
-            message = f"{self.path} is unusable: {_why(exc)}; {CLEAR_HINT}"
-            raise CacheUnusable(message, corrupt) from None
+            raise _unusable(self.path, exc) from None
         return connection
 
     def record_run(self, label: str, counts: Counts) -> None:
@@ -153,13 +150,16 @@ class MemberCache:
         empty = {"entries": 0, "bytes": 0, "file_bytes": 0, "members": [], "last_run": None}
         if not self.path.exists():  # no run has used it yet: nothing to create
             return {"path": str(self.path), **empty, "max_bytes": self.max_bytes}
-        with closing(self.connect()) as connection:
-            rows = connection.execute(
-                "SELECT member, kind, COUNT(*), SUM(size) FROM entries GROUP BY member, kind"
-            ).fetchall()
-            last = connection.execute(
-                "SELECT label, finished, hits, misses, corrupt FROM last_run"
-            ).fetchone()
+        try:
+            with closing(self.connect()) as connection:
+                rows = connection.execute(
+                    "SELECT member, kind, COUNT(*), SUM(size) FROM entries GROUP BY member, kind"
+                ).fetchall()
+                last = connection.execute(
+                    "SELECT label, finished, hits, misses, corrupt FROM last_run"
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise _unusable(self.path, exc) from None
         files = [self.path, self.path.with_name(FILE + "-wal")]
         return {
             "path": str(self.path),
@@ -173,11 +173,11 @@ class MemberCache:
             else dict(zip(("label", "finished", "hits", "misses", "corrupt"), last, strict=True)),
         }
 
-    def clear(self) -> tuple[int, int]:
-        """Remove every entry and give the space back; (entries, bytes) removed. A file that is
-        not a readable database is deleted instead."""
+    def clear(self) -> str:
+        """Remove every entry and give the space back; says what went. A file that is not a
+        readable database is deleted instead."""
         if not self.path.exists():
-            return 0, 0
+            return f"nothing to remove: no {self.path}"
         forgotten = _connections.pop((os.getpid(), self.path), None)  # this process starts anew
         if isinstance(forgotten, tuple):
             forgotten[0].close()
@@ -190,15 +190,16 @@ class MemberCache:
                 connection.execute("DELETE FROM last_run")
                 connection.execute("VACUUM")
                 connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            return entries, size
+            return f"removed {entries} entries ({size / 1e6:.1f} MB) from {self.path}"
         except CacheUnusable as exc:
             if not exc.corrupt:
                 raise
-        except sqlite3.OperationalError as exc:  # locked by a run for longer than the timeout
-            raise CacheUnusable(f"cannot clear {self.path}: {_why(exc)}") from None
+        except sqlite3.Error as exc:
+            if not _unusable(self.path, exc).corrupt:  # e.g. locked by a run past the timeout
+                raise CacheUnusable(f"cannot clear {self.path}: {_why(exc)}") from None
         for suffix in ("", "-wal", "-shm"):  # not a database: nobody can be using it
             self.path.with_name(FILE + suffix).unlink(missing_ok=True)
-        return 0, 0
+        return f"removed {self.path}, which was not a readable database"
 
 
 def describe(info: dict) -> str:
@@ -372,6 +373,14 @@ def _evict(connection: sqlite3.Connection, max_bytes: int) -> None:
         "WHERE kept > ?)",
         (max_bytes,),
     )
+
+
+def _unusable(path: Path, exc: sqlite3.Error) -> CacheUnusable:
+    # An OperationalError (locked, disk full, read-only) is a state, not a damaged file.
+    corrupt = isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+        exc, sqlite3.OperationalError
+    )
+    return CacheUnusable(f"{path} is unusable: {_why(exc)}; {CLEAR_HINT}", corrupt)
 
 
 def _why(exc: BaseException) -> str:
