@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install forecast run-7d run-15d run-30d run-90d test bench bench-refresh fetch-data lint \
+.PHONY: install forecast run-7d run-15d run-30d run-90d test test-fast bench bench-refresh fetch-data lint \
 	clean backtest enable-chronos disable-chronos status chronos-download bench-chronos \
 	report bench-report bench-history bench-backtest docs accuracy-docs docs-examples
 
@@ -40,8 +40,19 @@ report: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
+# The unit tests, for development: `make test` without the files that run whole services,
+# backtests, a deployment, a Dask cluster, Chronos models or a browser (a new file is in it).
+SLOW_TESTS := tests/test_deploy.py tests/evaluation/test_backtest.py tests/evaluation/test_cluster.py \
+	tests/ops/test_service.py tests/ops/test_reliability.py tests/ops/test_report.py \
+	tests/ops/test_store_accuracy.py tests/ops/test_service_cache.py tests/engine/test_runner.py \
+	tests/engine/test_chronos.py tests/engine/test_chronos_fast.py tests/marketdata/test_properties.py
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(addprefix --ignore=,$(SLOW_TESTS))
+
+# Each service cold and warm against the import floor; ARGS="--before DIR" adds another
+# checkout's cold runs in the same sitting.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.bench
+	$(BIN)/python -m benchmarks.bench $(ARGS)
 
 # Live data: refresh the cache in data/ (or DATA_DIR); time a run with every source down.
 fetch-data: $(STAMP)

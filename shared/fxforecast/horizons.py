@@ -1,6 +1,7 @@
 """Per-horizon parameters (one table) and the calendar rules for steps and targets."""
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import pandas as pd
 
@@ -69,6 +70,7 @@ def history_step_slice(index: pd.DatetimeIndex, origin: pd.Timestamp, days: int)
     return slice(index.searchsorted(origin, side="right"), index.searchsorted(end, side="right"))
 
 
+@lru_cache(maxsize=65536)  # called for every validation origin of every member and run
 def refit_anchor(origin: pd.Timestamp, weeks: int) -> pd.Timestamp:
     """The latest grid date on or before `origin`; weeks=0 means refit at the origin itself."""
     if weeks <= 0:

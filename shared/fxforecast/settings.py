@@ -39,6 +39,8 @@ class Settings:
     metrics_log_path: Path = Path("logs/metrics.jsonl")
     log_dir: Path = Path("logs")
     forecast_db: Path = Path("data/forecasts.sqlite")  # every forecast, for realized accuracy
+    cache_dir: Path | None = Path("data/cache")  # members' paths and fits; None (empty): off
+    cache_max_mb: int = 1000  # past this, the least recently used entries are evicted
     stale_data_days: int = 7
     member_timeout_s: float = 120.0
     combiner: str = "greedy"  # how members' forecasts become one (engine/combiner.py)

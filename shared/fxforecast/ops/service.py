@@ -11,7 +11,9 @@ import pandas as pd
 
 from .. import __version__
 from ..engine import ensemble, gate
+from ..engine.member_cache import member_cache
 from ..engine.members import configured_members
+from ..engine.runner import FitCache
 from ..errors import FxError
 from ..fsio import fix_for, locked, remove_staging, write_set
 from ..horizons import horizon_params
@@ -190,12 +192,14 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
     )
 
     members = configured_members(settings, params)
+    store = member_cache(settings)
     try:
         result = ensemble.forecast(
             data,
             params,
             members,
             settings.member_timeout_s,
+            cache=FitCache(store),
             combiner=settings.combiner,
             calibration=settings.calibration,
             stoppable=True,
@@ -203,6 +207,10 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
     finally:
         for member, _ in members:
             member.release()
+    if store is not None:
+        cached = result.cached()
+        store.record_run(f"{service} as of {record['as_of']}", cached)
+        record["cache"] = {"dir": str(store.folder), **cached.as_dict()}
     for member, _ in members:
         if info := member.info(result.members[member.name]):
             record[member.name] = info
