@@ -112,3 +112,7 @@ clean:
 backtest: $(STAMP)
 	$(BIN)/fxforecast backtest --horizons 7,15,30,90 --start 2017-01-06 --end 2024-11-29 \
 		--jobs 2 --out $(BACKTEST_DIR) $(ARGS)
+
+# Every interval-width variant tried, each through the full backtest (members from the cache).
+width-variants: $(STAMP)
+	$(BIN)/python -m benchmarks.width_variants $(ARGS)
