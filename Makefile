@@ -7,7 +7,8 @@ ARGS ?=
 
 .PHONY: install forecast run-7d run-15d run-30d run-90d test test-fast bench bench-refresh fetch-data lint \
 	clean backtest enable-chronos disable-chronos status chronos-download bench-chronos \
-	report bench-report bench-history bench-backtest docs accuracy-docs docs-examples
+	report bench-report bench-history bench-backtest docs accuracy-docs docs-examples \
+	width-variants
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
