@@ -313,13 +313,13 @@ def test_service_run_refreshes_the_page(tmp_path):
     record = metrics_lines(tmp_path / "metrics.jsonl")[-1]
     assert record["status"] == "ok"
     # Why the intervals are as wide as they are: the yardstick and the factors the line holds.
-    calibration = record["calibration"]
-    assert calibration["yardstick"] == "5-day moves"
+    c = record["calibration"]
+    assert c["yardstick"] == "5-day moves"
     assert (
         html.escape(
-            f"regime_conformal on 5-day moves: recent volatility {calibration['fast_vol']:.3%} per day "
-            f"against {calibration['long_vol']:.3%} over the reference window, so the members' widths "
-            f"x {calibration['factor']:.3f}; then x {calibration['correction80']:.3f} (80%)"
+            f"regime_conformal on 5-day moves: recent volatility {c['fast_vol']:.3%} per day "
+            f"against {c['long_vol']:.3%} over the reference window, so the members' widths "
+            f"x {c['factor']:.3f}; then x {c['correction80']:.3f} (80%)"
         )
         in page
     )
