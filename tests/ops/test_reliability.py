@@ -513,6 +513,36 @@ def test_a_stop_signal_ends_a_run_cleanly(tmp_path, tiny_bolt, signum, chronos):
     assert not list((tmp_path / "output").glob("forecaster_7d/*"))  # neither a set nor staging
 
 
+# A stop signal that lands while a member process is being forked: here sent from inside the
+# fork itself (an at-fork callback, where Python runs logging's lock release), the window in
+# which one SIGHUP in five was lost and the run published as if it never came.
+SIGNAL_DURING_FORK = """
+import os, signal, sys
+from fxforecast.engine.runner import _Child
+from fxforecast.ops.interrupt import Interrupted, stop_on_signals
+sent = []
+def send_once():
+    if not sent:
+        sent.append(1)
+        os.kill(os.getpid(), signal.SIGHUP)
+os.register_at_fork(after_in_parent=send_once)
+with stop_on_signals() as signals, signals.armed():
+    try:
+        child = _Child(lambda: 42, daemon=True)
+        print("result", child.result(30))
+        child.stop()
+    except Interrupted as exc:
+        print("interrupted", exc.exit_code)
+"""
+
+
+def test_a_stop_signal_during_a_members_fork_still_stops_the_run():
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_DURING_FORK], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "interrupted 129", (done.stdout, done.stderr)
+
+
 def test_a_run_killed_outright_leaves_no_member_process(tmp_path, tiny_bolt):
     """SIGKILL runs no cleanup at all: the members die with the process that forked them, not
     after the seconds of fitting the group process still had before it."""

@@ -381,8 +381,13 @@ class _Child:
     def __init__(self, work, daemon: bool):
         self.receiver, send = _FORK.Pipe(duplex=False)
         parent = os.getpid()
+        # Signals wait until the fork is done: Python runs its at-fork callbacks (logging's lock
+        # release) inside the fork, and an exception a stop signal's handler raises there is
+        # swallowed, so the run would go on as if the signal never came.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
 
         def child():
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             _die_with(parent)
             try:
                 outcome = ("ok", work())
@@ -394,7 +399,10 @@ class _Child:
                 send.send(("failed", f"result not sent back: {_reason(exc)}"))
 
         self._process = _FORK.Process(target=child, daemon=daemon)
-        self._process.start()
+        try:
+            self._process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self.pid = self._process.pid
         send.close()
 
