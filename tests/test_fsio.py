@@ -2,15 +2,20 @@
 sets published whole, metrics lines whole or absent on a full disk (RLIMIT_FSIZE gives the
 short write a full disk gives)."""
 
+import errno
 import json
 import os
 import pwd
+import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -195,3 +200,126 @@ def test_a_lock_file_root_created_can_still_be_taken_by_the_service_user(open_tm
         """
     )
     assert done.stdout.strip() == "held", done.stderr
+
+
+@contextmanager
+def file_size_limit(limit: int):
+    """No file of this process grows past `limit` bytes meanwhile: a write beyond it is cut
+    short, then fails with EFBIG, as a full disk does (SIGXFSZ ignored meanwhile)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_write_all_that_fails_on_its_second_file_leaves_the_old_files(tmp_path):
+    """The second file does not fit: the first keeps its old bytes (it was staged, not
+    written over) and no partial file or staging is left."""
+    folder = tmp_path / "data"
+    old = {"market_daily.csv": b"old market\n", "rates_daily.csv": b"old rates\n"}
+    fsio.write_all(folder, old)
+    new = {"market_daily.csv": b"new market\n", "rates_daily.csv": b"r" * 5000}
+    with file_size_limit(1000), pytest.raises(OSError) as error:
+        fsio.write_all(folder, new)
+    assert error.value.errno == errno.EFBIG
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == old
+
+
+def test_write_all_that_fails_on_its_first_file_writes_nothing(tmp_path):
+    folder = tmp_path / "data"
+    with file_size_limit(1000), pytest.raises(OSError):
+        fsio.write_all(folder, {"market_daily.csv": b"m" * 5000, "rates_daily.csv": b"r\n"})
+    assert list(folder.iterdir()) == []
+
+
+class SyncLog:
+    """os.fsync, os.replace and os.rename recorded in order, each with the path it concerns."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        real = {name: getattr(os, name) for name in ("fsync", "replace", "rename")}
+
+        def fsync(fd):
+            self.calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+            real["fsync"](fd)
+
+        def renamer(name):
+            def rename(source, target):
+                self.calls.append(("rename", str(source), str(target)))
+                real[name](source, target)
+
+            return rename
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(os, "replace", renamer("replace"))
+        monkeypatch.setattr(os, "rename", renamer("rename"))
+
+    def rename_to(self, target) -> int:
+        [at] = [i for i, c in enumerate(self.calls) if c[0] == "rename" and c[2] == str(target)]
+        return at
+
+    def synced_before(self, path, at: int) -> bool:
+        return ("fsync", str(path)) in self.calls[:at]
+
+    def synced_after(self, path, at: int) -> bool:
+        return ("fsync", str(path)) in self.calls[at + 1 :]
+
+
+def test_write_all_syncs_each_file_before_its_rename_and_the_folder_after(tmp_path, monkeypatch):
+    """A power cut after a rename must find the new bytes, not an empty file: each staged file
+    reaches the disk before it is renamed into place, and the folder after the renames."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    log = SyncLog(monkeypatch)
+    fsio.write_all(folder, {"a.csv": b"1\n", "b.csv": b"2\n"})
+    renames = [log.rename_to(folder / name) for name in ("a.csv", "b.csv")]
+    for at in renames:
+        staged = log.calls[at][1]
+        assert log.synced_before(staged, at), log.calls
+    assert log.synced_after(folder, max(renames)), log.calls
+
+
+def test_write_set_syncs_its_files_and_folder_before_publishing_it(tmp_path, monkeypatch):
+    folder = tmp_path / "svc" / "2024-11-29"
+    folder.parent.mkdir()
+    log = SyncLog(monkeypatch)
+    fsio.write_set(folder, {"forecast.json": b"{}", "forecast.csv": b"date\n"})
+    at = log.rename_to(folder)
+    staging = log.calls[at][1]
+    for name in ("forecast.json", "forecast.csv"):
+        assert log.synced_before(f"{staging}/{name}", at), log.calls
+    assert log.synced_before(staging, at) and log.synced_after(folder.parent, at), log.calls
+
+
+def test_a_metrics_line_reaches_the_disk_before_the_lock_is_let_go(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.jsonl"
+    log = SyncLog(monkeypatch)
+    fsio.append_locked(path, b'{"run": 1}\n')
+    assert log.calls == [("fsync", str(path))]
+
+
+def test_a_waiting_locker_goes_on_only_once_it_holds_the_lock(tmp_path):
+    """The second taker is told it waits, and does nothing until the first lets go."""
+    lock = tmp_path / "logs" / "forecaster_7d.lock"
+    events = []
+    waiting = threading.Event()
+
+    def second():
+        with fsio.locked(lock, on_wait=waiting.set):
+            events.append("second has the lock")
+
+    with fsio.locked(lock):
+        taker = threading.Thread(target=second)
+        taker.start()
+        assert waiting.wait(30)
+        time.sleep(0.5)  # time enough to go on, were it not waiting
+        events.append("first lets go")
+    taker.join(30)
+    assert events == ["first lets go", "second has the lock"]
+    with fsio.locked(lock, on_wait=lambda: events.append("waited")):
+        pass  # free again: taken at once
+    assert events[-1] == "second has the lock"
