@@ -6,7 +6,6 @@ import errno
 import json
 import os
 import pwd
-import resource
 import shutil
 import signal
 import subprocess
@@ -15,12 +14,11 @@ import tempfile
 import textwrap
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fxforecast import fsio
-from helpers import ROOT
+from helpers import ROOT, file_size_limit
 
 SERVICE_USER = "nobody"  # any user other than root: the folders' owners are what is tested
 # The system's Python, which every user can run (the project's may live under /root); fsio
@@ -200,20 +198,6 @@ def test_a_lock_file_root_created_can_still_be_taken_by_the_service_user(open_tm
         """
     )
     assert done.stdout.strip() == "held", done.stderr
-
-
-@contextmanager
-def file_size_limit(limit: int):
-    """No file of this process grows past `limit` bytes meanwhile: a write beyond it is cut
-    short, then fails with EFBIG, as a full disk does (SIGXFSZ ignored meanwhile)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
 
 
 def test_write_all_that_fails_on_its_second_file_leaves_the_old_files(tmp_path):

@@ -12,6 +12,7 @@ from fxforecast.engine.validation import validation_set
 from fxforecast.errors import DataError
 from fxforecast.horizons import horizon_params
 from fxforecast.marketdata.clean import clean
+from helpers import assert_publishable
 
 AS_OF = pd.Timestamp("2024-11-29")
 
@@ -106,7 +107,7 @@ def test_an_unusable_ensemble_falls_back_to_the_random_walk(raw, monkeypatch):
     data = clean(raw, "2023-06-30")
     result = ensemble.forecast(data, horizon_params(7), [(RandomWalk(), True)], 60)
     assert result.degraded and "a quantile is not finite" in result.fallback
-    assert np.all(np.isfinite(result.quantiles)) and np.all(result.quantiles > 0)
+    assert_publishable(result.quantiles, result.step_dates, "2023-06-30", 7)
     np.testing.assert_array_equal(result.quantiles, result.members["random_walk"].forecast)
     assert result.members["random_walk"].weight == 1.0
     assert result.calibration.info() == {"method": "none"}

@@ -108,3 +108,12 @@ def test_horizon_sets_the_hac_lag():
     b = 100.0 - np.array(actuals)
     assert got == pytest.approx(diebold_mariano(e, b, lag=math.ceil(30 / 7) - 1))
     assert got != pytest.approx(diebold_mariano(e, b, lag=0))
+
+
+def test_an_actual_on_an_interval_bound_is_covered():
+    """By hand: medians 100, bounds 98/102 (80%) and 96/104 (95%); actuals on each bound. The
+    80% interval holds 98 and 102 (2 of 4), the 95% one all four."""
+    actuals = [98.0, 102.0, 96.0, 104.0]
+    frame = pd.DataFrame(_rows("m", [100] * 4, actuals) + _rows("random_walk", [100] * 4, actuals))
+    m = score(frame).set_index("model").loc["m"]
+    assert m["coverage80"] == 0.5 and m["coverage95"] == 1.0

@@ -93,3 +93,13 @@ def test_as_of_after_the_newest_data_is_an_error(cli, raw, tmp_path):
     assert not (tmp_path / "output/forecaster_7d").exists()
     [line] = metrics_lines(tmp_path / "metrics.jsonl")
     assert line["status"] == "failed"
+
+
+def test_rows_five_days_apart_are_a_gap_and_four_are_a_long_weekend(raw):
+    """By hand: Friday 2024-06-07 to Wednesday 06-12 is 5 days (a gap); to Tuesday 06-11, 4."""
+    five = raw.market.drop(pd.bdate_range("2024-06-10", "2024-06-11"))
+    four = raw.market.drop(pd.bdate_range("2024-06-10", "2024-06-10"))
+    assert clean(type(raw)(five, raw.rates, raw.source)).report.gaps == [
+        {"after": "2024-06-07", "before": "2024-06-12", "days": 5}
+    ]
+    assert clean(type(raw)(four, raw.rates, raw.source)).report.gaps == []
