@@ -7,7 +7,7 @@ ARGS ?=
 
 .PHONY: install forecast run-7d run-15d run-30d run-90d test bench bench-refresh fetch-data lint \
 	clean backtest enable-chronos disable-chronos status chronos-download bench-chronos \
-	report bench-report bench-history bench-backtest
+	report bench-report bench-history bench-backtest mutation
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ report: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# Mutation testing (mutmut) of the critical modules, each with the fast tests that cover it, one
+# module after another; MODULE=calibration (or several, space-separated) runs those only. Not
+# part of `make test`: see the README's Mutation testing for what it takes and the scores.
+MODULE ?=
+mutation: $(STAMP)
+	$(BIN)/python -m mutation.run $(MODULE)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench

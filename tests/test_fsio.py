@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 from fxforecast import fsio
-from helpers import ROOT, file_size_limit
+from helpers import file_size_limit
 
+# Where the fxforecast under test was imported from (shared/, or mutmut's copy), for children.
+PACKAGE_PARENT = str(Path(fsio.__file__).resolve().parents[1])
 SERVICE_USER = "nobody"  # any user other than root: the folders' owners are what is tested
 # The system's Python, which every user can run (the project's may live under /root); fsio
 # needs only the standard library.
@@ -42,7 +44,7 @@ def open_tmp(request):
 def as_user(code: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["runuser", "-u", SERVICE_USER, "--", SYSTEM_PYTHON, "-c", textwrap.dedent(code)],
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT / "shared")},
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": PACKAGE_PARENT},
         capture_output=True,
         text=True,
     )
@@ -124,7 +126,9 @@ def test_a_killed_writers_set_is_never_published_and_is_cleaned_up(tmp_path):
         fsio.write_set(Path({str(parent / "2024-11-29")!r}), {{"forecast.json": b"x", "b": b"y"}})
         """
     )
-    done = subprocess.run([sys.executable, "-c", code])
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": PACKAGE_PARENT}
+    )
     assert done.returncode == -signal.SIGKILL
     assert [p.name for p in parent.iterdir()] == [f".2024-11-29.partial-{_pid_of(parent)}"]
     fsio.write_set(parent / "2024-11-30", {"forecast.json": b"z"})
@@ -168,6 +172,7 @@ def test_a_metrics_line_that_does_not_fit_is_not_left_torn(tmp_path):
         [sys.executable, "-c", APPEND_WITH_FILE_LIMIT, str(path), "40", line],
         capture_output=True,
         text=True,
+        env={**os.environ, "PYTHONPATH": PACKAGE_PARENT},
     )
     assert done.returncode == 1, done.stderr
     assert path.read_text() == first + "\n"  # no partial line for the next run to glue onto

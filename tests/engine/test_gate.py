@@ -48,7 +48,9 @@ GOOD = np.array([[940.0, 955.0, 975.0, 997.0, 1009.0]])
     "quantiles, expected",
     [
         (GOOD, []),
+        (GOOD / 1000, []),  # below 1 is still a price
         (GOOD * np.nan, ["a quantile is not finite"]),
+        ([[None, 955, 975, 997, 1009]], ["a quantile is not finite"]),  # a null read back
         (np.array([[-1.0, 955.0, 975.0, 997.0, 1009.0]]), ["a quantile is not positive"]),
         # Zero is not a price either (a log of it is -inf).
         (np.array([[0.0, 955.0, 975.0, 997.0, 1009.0]]), ["a quantile is not positive"]),
