@@ -13,11 +13,10 @@ EQUIVALENT: dict[str, str] = {
     "validation.validation_set: if at < 0: -> if at < 1:": UNREACHABLE_AT,
     "validation.validation_set: break -> return": UNREACHABLE_AT,
     # defects
-    "defects.check_dates: f\"{dates.iloc[rows[0] - 2].date()} appears {len(rows)} times; keep one row per "
-    "date\" -> f\"{dates.iloc[rows[1] - 2].date()} appears {len(rows)} times; keep one row per "
-    "date\"": "every row in `rows` holds the same (repeated) date",
-    "defects.gaps: days = np.diff(index.to_numpy()).astype(\"timedelta64[D]\").astype(int) -> days = "
-    "np.diff(index.to_numpy()).astype(\"timedelta64[D]\").astype(None)": (
+    'defects.check_dates: f"{dates.iloc[rows[0] - 2].date()} appears {len(rows)} times; keep one row per date" -> f"{dates.iloc[rows[1] - 2].date()} appears {len(rows)} times; keep one row per date"': (
+        "every row in `rows` holds the same (repeated) date"
+    ),
+    'defects.gaps: days = np.diff(index.to_numpy()).astype("timedelta64[D]").astype(int) -> days = np.diff(index.to_numpy()).astype("timedelta64[D]").astype(None)': (
         "astype(None) gives whole days as floats: compared with MAX_GAP_DAYS and passed through "
         "int() alike"
     ),

@@ -72,7 +72,9 @@ MODULES = {
     ),
     "gate": Module("engine/gate.py", ("tests/engine/test_gate.py",)),
     # Not the two tests run as another user by the system's Python, which lacks mutmut.
-    "fsio": Module("fsio.py", ("tests/test_fsio.py", "-k", "not service_user and not root_created")),
+    "fsio": Module(
+        "fsio.py", ("tests/test_fsio.py", "-k", "not service_user and not root_created")
+    ),
     "cache": Module(
         "marketdata/cache.py",
         ("tests/marketdata/test_cache.py", "tests/marketdata/test_refresh.py"),

@@ -7,7 +7,7 @@ import math
 from fxforecast.ops.report.charts import Html
 from fxforecast.ops.report.sections import _cell, _data_facts, _swatch, _table
 
-HOSTILE = '<script>alert("x")</script> & \'y\''
+HOSTILE = "<script>alert(\"x\")</script> & 'y'"
 ESCAPED = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#x27;y&#x27;"
 
 
