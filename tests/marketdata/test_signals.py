@@ -198,9 +198,9 @@ def test_a_close_more_than_10_business_days_old_is_said_and_more_than_20_refused
 
 
 def test_a_stuck_feed_is_named_when_most_rows_after_it_repeat_the_value():
-    """12 rows after the newest close (position 27, 2024-02-07): 7 repeating its value is a stuck feed, 6
-    of 12 (the others blank) is not said to be one. Copper flat since then did not move; DXY
-    took two values, so it did."""
+    """12 rows after the newest close (position 27, 2024-02-07): 7 repeating its value is a
+    stuck feed, 6 of 12 (the others blank) is not said to be one. Copper flat since then did
+    not move; DXY took two values, so it did."""
     market = _market(40)
     market.loc[market.index[27] :, "Copper"] = 5.0
     market.loc[market.index[28] :, "DXY"] = 99.0
