@@ -64,11 +64,21 @@ MODULES = {
     ),
     "combiner": Module(
         "engine/combiner.py",
-        ("tests/engine/test_combination.py", "-k", "not real_data"),
+        (
+            "tests/engine/test_combiner_rules.py",
+            "tests/engine/test_combination.py",
+            "-k",
+            "not real_data",
+        ),
     ),
     "calibration": Module(
         "engine/calibration.py",
-        ("tests/engine/test_combination.py", "-k", "not real_data"),
+        (
+            "tests/engine/test_combiner_rules.py",
+            "tests/engine/test_combination.py",
+            "-k",
+            "not real_data",
+        ),
     ),
     "gate": Module("engine/gate.py", ("tests/engine/test_gate.py",)),
     # Not the two tests run as another user by the system's Python, which lacks mutmut.
