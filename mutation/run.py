@@ -33,6 +33,11 @@ class Module:
     functions: tuple[str, ...] = ("*",)  # which of its functions are mutated (fnmatch)
 
 
+POINT_IN_TIME = "tests/engine/test_point_in_time.py"
+# Every weekly origin of the snapshot cleaned (6 s): for the signals' own mutants only.
+SLOW_SIGNALS = (
+    "tests/marketdata/test_signals.py::test_no_signal_fires_at_any_weekly_origin_of_the_snapshot"
+)
 MODULES = {
     "defects": Module(
         "marketdata/defects.py",
@@ -44,7 +49,9 @@ MODULES = {
             "tests/marketdata/test_clean.py",
             "tests/marketdata/test_defects.py",
             "tests/marketdata/test_signals.py",
-            "tests/engine/test_point_in_time.py",
+            f"--deselect={SLOW_SIGNALS}",
+            f"{POINT_IN_TIME}::test_the_cleaned_frame_as_of_a_day_is_the_later_frame_cut_at_that_day",
+            f"{POINT_IN_TIME}::test_a_missing_exogenous_value_is_the_previous_days",
         ),
     ),
     "signals": Module(
@@ -121,6 +128,10 @@ def prepare(name: str, module: Module) -> Path:
         'also_copy = ["benchmarks/", "services/"]\n'
         f"pytest_add_cli_args_test_selection = [{quoted}]\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider"]\n'
+        # A mutant that loops for ever is stopped at 4x its tests' time (mutmut's 15x let one
+        # take 20 minutes); stopped, it counts as killed.
+        "timeout_multiplier = 4.0\n"
+        "timeout_constant = 5.0\n"
     )
     (work / "pyproject.toml").write_text(config)
     return work
