@@ -16,11 +16,51 @@ FORMAT_UNIQUE = (
     "300,000 ratios from 1e-4 to 1e4 (the default is unique=True)"
 )
 
+LAST_AXIS = "np.sort's default axis is the last, axis 1 of these 2-d (steps, levels) arrays"
+INT_101 = "int(80 * 1.01) is 80 and int(95 * 1.01) is 95: the same keys"
+SCALED_WEIGHTS = (
+    "ages counted from another origin scale every weight by one factor; the weighted quantile "
+    "normalises the weights and Kish's count is scale-free"
+)
+UNUSED_ARGUMENTS = "VolatilityRegime.fit reads only the closes"
+
 EQUIVALENT: dict[str, str] = {
     # validation
     "validation.validation_set: if at < 0: -> if at <= 0:": UNREACHABLE_AT,
     "validation.validation_set: if at < 0: -> if at < 1:": UNREACHABLE_AT,
     "validation.validation_set: break -> return": UNREACHABLE_AT,
+    # combiner
+    "combiner.earn_weights: inverse = {name: 1.0 / max(score, 1e-9) ** WEIGHT_POWER for name, score in scores.items()} -> inverse = {name: 2.0 / max(score, 1e-9) ** WEIGHT_POWER for name, score in scores.items()}": (
+        "every inverse loss doubles, and the weights are their shares of the total"
+    ),
+    "combiner.quantile_average: return np.sort(combined, axis=1) -> return np.sort(combined, )": LAST_AXIS,
+    "combiner.select_members: n: float(np.mean(pinball(np.sort((total + stacked[n]) / (k + 1), axis=1), actual))) -> n: float(np.mean(pinball(np.sort((total + stacked[n]) / (k + 1), ), actual)))": LAST_AXIS,
+    "combiner.select_members: total = np.zeros_like(stacked[names[0]]) -> total = np.zeros_like(None)": (
+        "np.zeros_like(None) is a 0-d zero: added to the first pick it gives the same sums"
+    ),
+    "combiner.evidence_share: if gain <= 0 or spread <= 0: -> if gain < 0 or spread <= 0:": (
+        "a gain of exactly 0 then gives 1 - (spread / 0) ** 2 = -inf, and max(0, -inf) is the "
+        "same 0.0"
+    ),
+    # calibration
+    "calibration.calibrate: return np.sort(np.exp(out), axis=1) -> return np.sort(np.exp(out), )": LAST_AXIS,
+    'calibration.calibrate: factor = factors[f"{int(coverage * 100)}"] -> factor = factors[f"{int(coverage * 101)}"]': INT_101,
+    'calibration.calibration_factors: factors[f"{int(coverage * 100)}"] = shrunk_factor(raw, independent) -> factors[f"{int(coverage * 101)}"] = shrunk_factor(raw, independent)': INT_101,
+    'calibration.recent_corrections: corrections[f"{int(coverage * 100)}"] = shrunk_factor(raw, independent) -> corrections[f"{int(coverage * 101)}"] = shrunk_factor(raw, independent)': INT_101,
+    "calibration.interval_ratios: error >= 0, np.log(path[:, upper]) - log_median, log_median - np.log(path[:, lower]) -> error > 0, np.log(path[:, upper]) - log_median, log_median - np.log(path[:, lower])": (
+        "an error of exactly 0 gives a ratio of 0 whichever side's half-width divides it"
+    ),
+    "calibration.recent_corrections: last = validation.origins[-1] -> last = validation.origins[+1]": SCALED_WEIGHTS,
+    "calibration.recent_corrections: last = validation.origins[-1] -> last = validation.origins[-2]": SCALED_WEIGHTS,
+    "calibration.volatility_series: return ewma, returns.rolling(LONG_WINDOW, min_periods=2).std() -> return ewma, returns.rolling(LONG_WINDOW, min_periods=3).std()": (
+        "only the value after the second return changes; the regime is read at an as-of date or "
+        "a validation origin, each with at least MIN_FIT_OBS (250) closes before it"
+    ),
+    "calibration.volatility_series: ewma = np.sqrt((returns**2).ewm(alpha=1 - EWMA_DECAY, adjust=False).mean()) -> ewma = np.sqrt((returns**2).ewm(alpha=1 - EWMA_DECAY, adjust=None).mean())": (
+        "pandas takes adjust=None as false"
+    ),
+    "calibration.RegimeConformal.fit: regime = VolatilityRegime().fit(paths, validation, closes) -> regime = VolatilityRegime().fit(None, validation, closes)": UNUSED_ARGUMENTS,
+    "calibration.RegimeConformal.fit: regime = VolatilityRegime().fit(paths, validation, closes) -> regime = VolatilityRegime().fit(paths, None, closes)": UNUSED_ARGUMENTS,
     # signals
     "signals.level_shift: flagged = bad.reindex(close.index, fill_value=False) -> flagged = bad.reindex(close.index, fill_value=None)": REINDEX_SUBSET,
     "signals.level_shift: flagged = bad.reindex(close.index, fill_value=False) -> flagged = bad.reindex(close.index, )": REINDEX_SUBSET,

@@ -137,7 +137,7 @@ def prepare(name: str, module: Module) -> Path:
     return work
 
 
-def run_mutmut(work: Path, name: str, module: Module, jobs: int) -> None:
+def run_mutmut(work: Path, module: Module, jobs: int) -> int:
     prefix = "fxforecast." + module.path.removesuffix(".py").replace("/", ".")
     patterns = [f"{prefix}.{function}" for function in module.functions]
     mutmut = Path(sys.executable).parent / "mutmut"
@@ -153,8 +153,7 @@ def run_mutmut(work: Path, name: str, module: Module, jobs: int) -> None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             raise
-    if code != 0:
-        raise SystemExit(f"error: mutmut failed on {name} (exit {code}); see {work}/mutmut.log")
+    return code
 
 
 def results(work: Path, module: Module) -> dict[str, str]:
@@ -204,12 +203,16 @@ def main(argv=None) -> int:
     unknown = [name for name in args.modules if name not in MODULES]
     if unknown:
         parser.error(f"unknown module {', '.join(unknown)}; choose from {', '.join(MODULES)}")
-    rows, notes = [], []
+    rows, notes, failed = [], [], []
     for name in args.modules or list(MODULES):
         module = MODULES[name]
         print(f"{name}: mutating shared/fxforecast/{module.path} ...", flush=True)
         work = prepare(name, module)
-        run_mutmut(work, name, module, args.jobs)
+        code = run_mutmut(work, module, args.jobs)
+        if code != 0:
+            print(f"error: mutmut failed on {name} (exit {code}); see {work}/mutmut.log")
+            failed.append(name)
+            continue
         statuses = results(work, module)
         killed = sum(status in KILLED for status in statuses.values())
         equivalent, survivors = 0, []
@@ -232,7 +235,9 @@ def main(argv=None) -> int:
     print(f"\n{'module':<16}{'mutants':>8}{'killed':>8}{'equiv.':>8}{'left':>6}{'score':>8}")
     for name, total, killed, equivalent, left, score in rows:
         print(f"{name:<16}{total:>8}{killed:>8}{equivalent:>8}{left:>6}{score:>7.1f}%")
-    return 0
+    for name in failed:
+        print(f"{name:<16}  mutmut failed: see .mutation/{name}/mutmut.log")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -141,10 +141,77 @@ def _pid_of(parent):
 
 
 def test_staging_of_a_live_writer_is_left_alone(tmp_path):
-    live = tmp_path / f".2024-11-29.partial-{os.getppid()}"
-    live.mkdir()
-    assert fsio.remove_staging(tmp_path) == []
-    assert live.is_dir()
+    """Another live writer's staging stays (and the writer is only asked whether it lives,
+    never signalled); a dead writer's goes, a file and a folder alike; other names stay."""
+    writer = subprocess.Popen(["sleep", "60"])
+    try:
+        live = tmp_path / f".2024-11-29.partial-{writer.pid}"
+        live.mkdir()
+        dead = _a_finished_pid()
+        (tmp_path / f".partial-{dead}").mkdir()
+        (tmp_path / f".index.html.partial-{dead}").write_text("half a page")
+        (tmp_path / "2024-11-22").mkdir()
+        (tmp_path / ".partial-x").mkdir()
+        removed = fsio.remove_staging(tmp_path)
+        assert removed == [
+            str(tmp_path / f".index.html.partial-{dead}"),
+            str(tmp_path / f".partial-{dead}"),
+        ]
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            [live.name, "2024-11-22", ".partial-x"]
+        )
+        assert writer.poll() is None
+    finally:
+        writer.kill()
+        writer.wait()
+    # The writer gone, its staging goes; so does this process's own (an earlier attempt).
+    (tmp_path / f".partial-{os.getpid()}").mkdir()
+    assert fsio.remove_staging(tmp_path) == [str(live), str(tmp_path / f".partial-{os.getpid()}")]
+    assert fsio.remove_staging(tmp_path / "missing") == []
+
+
+def _a_finished_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_utf8_text_names_the_first_byte_that_is_not_utf8():
+    assert fsio.utf8_text(b"\xef\xbb\xbfA=1\n") == "A=1\n"  # a byte-order mark is dropped
+    with pytest.raises(ValueError) as error:
+        fsio.utf8_text("A=Peñalolén".encode("latin-1"))
+    assert str(error.value) == "byte 0xf1 at offset 4 is not UTF-8"
+    with pytest.raises(ValueError) as error:
+        fsio.utf8_text("A=1".encode("utf-16"))
+    assert str(error.value) == "byte 0xff at offset 0 is not UTF-8 (UTF-16?)"
+    with pytest.raises(ValueError) as error:
+        fsio.utf8_text("A=1".encode("utf-16-le"))
+    assert str(error.value) == "a NUL byte at offset 1 (UTF-16?)"
+
+
+def test_fix_for_says_what_to_do_for_each_kind_of_failure(tmp_path):
+    blocker = tmp_path / "output"
+    blocker.write_text("a file")
+    path = blocker / "svc" / "x.json"
+    for code in (errno.ENOTDIR, errno.EEXIST):
+        assert fsio.fix_for(OSError(code, "x"), path, "OUTPUT_DIR") == (
+            f"{blocker} is a file, not a folder: move it or point OUTPUT_DIR at a folder"
+        )
+    for code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        assert fsio.fix_for(OSError(code, "x"), path, "OUTPUT_DIR") == (
+            "free space on its disk or point OUTPUT_DIR at another one"
+        )
+    for code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        assert fsio.fix_for(OSError(code, "x"), path, "LOG_DIR") == (
+            "make it writable for this user or point LOG_DIR elsewhere"
+        )
+    free = tmp_path / "free" / "x.json"
+    assert fsio.fix_for(OSError(errno.EEXIST, "x"), free, "OUTPUT_DIR") == (
+        "check OUTPUT_DIR and its disk"
+    )
+    assert fsio.fix_for(OSError(errno.EIO, "x"), path, "OUTPUT_DIR") == (
+        "check OUTPUT_DIR and its disk"
+    )
 
 
 APPEND_WITH_FILE_LIMIT = """

@@ -214,3 +214,23 @@ def test_inverse_loss_keeps_a_drift_only_on_one_sided_5_percent_evidence():
     assert 0.9 < _evidence_z(23, 17) < 1.0 and _evidence_z(28, 12) > 2.6
     assert combiner.choose_drift_share(*_drift_right(23, 17)) == 0.0
     assert combiner.choose_drift_share(*_drift_right(28, 12)) == 1.0
+
+
+def test_the_evidence_rule_at_its_edge_and_at_any_scale():
+    """20 right of 31: z = 1.662 (with the sample standard deviation), just past 1.645: kept.
+    Ten times the drift (+10%) moves the gain and its standard error alike: 23 of 40 still
+    keeps nothing."""
+    assert 1.645 < _evidence_z(20, 11) < 1.67
+    assert combiner.choose_drift_share(*_drift_right(20, 11)) == 1.0
+    paths, validation = _drift_right(23, 17)
+    wide = [100 + 10 * (path - 100) for path in paths]
+    actuals = [100 + 10 * (actual - 100) for actual in validation.actuals]
+    assert combiner.choose_drift_share(wide, _validation(actuals)) == 0.0
+
+
+def test_a_quarter_of_the_drift_is_kept_when_a_quarter_of_it_came_true():
+    """Median +4% on every path, the close ending +1% each time: keeping 0.25 of the drift
+    errs least (by hand: 100 * 1.04 ** 0.25 = 100.985)."""
+    path = np.array([[99.0, 102.0, 104.0, 106.0, 109.0]] * 2)
+    actuals = [np.full(2, 101.0)] * 20
+    assert combiner.choose_drift_share([path] * 20, _validation(actuals)) == 0.25

@@ -96,7 +96,25 @@ def test_evidence_share_by_hand():
 @pytest.mark.parametrize("days, share", [(30, 1.0), (31, 0.0)])
 def test_the_drift_is_kept_whole_up_to_30_days(days, share):
     paths, validation = _evidence_case(10, 30, days)  # a drift that lost: kept only up to 30
-    assert combiner.GreedyCombiner().fit({"m": paths}, validation).drift_share == share
+    fitted = combiner.GreedyCombiner().fit({"m": paths}, validation)
+    assert fitted.drift_share == share and fitted.weights == {"m": 1.0}
+
+
+def test_inverse_loss_fits_weights_and_a_drift_share():
+    paths, validation = _evidence_case(40, 0, 7)  # the drift right every time
+    fitted = combiner.InverseLossCombiner().fit({"m": paths, "n": paths}, validation)
+    assert fitted.weights == pytest.approx({"m": 0.5, "n": 0.5}) and fitted.drift_share == 1.0
+
+
+def test_paths_and_origins_must_pair_up():
+    paths, validation = _evidence_case(3, 1, 7)
+    with pytest.raises(ValueError):
+        combiner.choose_drift_share(paths[:3], validation)
+    with pytest.raises(ValueError):
+        calibration.interval_ratios(paths[:3], validation.actuals, 1, 3)
+    closes = pd.Series(100.0 + np.arange(300.0), index=pd.bdate_range("2019-01-01", periods=300))
+    with pytest.raises(ValueError):
+        calibration.RegimeConformal().fit(paths[:3], validation, closes)
 
 
 def test_shrunk_factor_by_hand():
@@ -141,13 +159,15 @@ def test_split_conformal_factors_by_hand():
     # 9 one-row tails: the 80% ratios are 0.1, 0.2, ..., 0.9 (actual = 100 * 1.05 ** r);
     # the level is 0.8 * (1 + 1/9) = 0.889, np.quantile's value there is 0.1 + 8 * 0.889 * 0.1
     # = 0.811; 9 independent paths shrink it by 9 / 19 in log terms.
+    # Odd ones above the median, even ones below it (100 * 0.95 ** r: ratio r on that side).
     ratios = np.arange(1, 10) / 10
     paths = [np.array([ROW, ROW])] * 9
-    actuals = [np.array([0.0, 100 * 1.05**r]) for r in ratios]
+    actuals = [np.array([0.0, 100 * (1.05 if i % 2 else 0.95) ** r]) for i, r in enumerate(ratios)]
     factors = calibration.calibration_factors(paths, _validation(actuals))
     raw80 = np.quantile(ratios, 0.8 * (1 + 1 / 9))
     assert factors["80"] == pytest.approx(np.exp(9 / 19 * np.log(raw80)))
-    raw95 = np.quantile(np.log(1.05**ratios) / np.log(1.10), min(1.0, 0.95 * (1 + 1 / 9)))
+    sides = np.where(np.arange(9) % 2, np.log(1.05) / np.log(1.10), np.log(0.95) / np.log(0.90))
+    raw95 = np.quantile(ratios * sides, min(1.0, 0.95 * (1 + 1 / 9)))
     assert factors["95"] == pytest.approx(np.exp(9 / 19 * np.log(raw95)))
     fitted = calibration.SplitConformal().fit(paths, _validation(actuals), None)
     assert fitted.info() == {"method": "split_conformal", **factors}
@@ -197,3 +217,36 @@ def test_the_regime_factor_by_hand():
     day = closes.index[310]
     earlier = calibration.VolatilityRegime().fit([], None, closes.loc[:day])
     assert calibration.regime_factors(closes, [day])[0] == pytest.approx(earlier.factor)
+
+
+def test_recent_corrections_interpolate_between_weighted_paths_by_hand():
+    # Origins 52, 26 and 0 weeks before the last: weights 1/4, 1/2, 1 (1/7, 2/7, 4/7 of the
+    # total), each spread over its path's tail: two points of 3.0 (1/14 each), two of 0.5 (1/7
+    # each), one of 1.0 (4/7; the newest path is shorter). Sorted, the points sit at 1/14,
+    # 3/14, 4/7 (1.0), 25/28 (3.0), 27/28; 0.8 lies between 1.0 and 3.0. Kish's count:
+    # 1.75 ** 2 / 1.3125 = 2.333 independent paths.
+    origins = [pd.Timestamp("2020-01-03") + pd.Timedelta(weeks=w) for w in (0, 26, 52)]
+    two = np.array([ROW, ROW])
+    paths = [np.array([ROW] * 4), np.array([ROW] * 4), two]
+    actuals = [np.full(4, 100 * 1.05**3.0), np.full(4, 100 * 1.05**0.5), np.full(2, 105.0)]
+    validation = Validation(7, origins, [4, 4, 2], actuals, [100.0] * 3)
+    corrections = calibration.recent_corrections(paths, validation)
+    raw = 1.0 + (0.8 - 4 / 7) / (25 / 28 - 4 / 7) * 2.0
+    kish = 1.75**2 / 1.3125
+    assert corrections["80"] == pytest.approx(np.exp(kish / (kish + 10) * np.log(raw)))
+
+
+def test_regime_conformal_reports_what_it_applied_rounded():
+    paths = [np.array([ROW, ROW])] * 30
+    actuals = [np.array([0.0, 100 * 1.05 ** (0.3 + i / 40)]) for i in range(30)]
+    origins = list(pd.bdate_range("2021-01-01", periods=30, freq="W-FRI"))
+    validation = Validation(7, origins, [2] * 30, actuals, [100.0] * 30)
+    rng = np.random.default_rng(2)
+    index = pd.bdate_range(end=origins[-1] + pd.Timedelta(days=7), periods=700)
+    closes = pd.Series(800 * np.exp(np.cumsum(rng.normal(0, 0.006, 700))), index=index)
+    fitted = calibration.RegimeConformal().fit(paths, validation, closes)
+    info = fitted.info()
+    assert info["correction80"] == round(fitted.corrections["80"], 4)
+    assert info["correction95"] == round(fitted.corrections["95"], 4)
+    assert info["factor"] == round(fitted.regime.factor, 4) and info["method"] == "regime_conformal"
+    assert fitted.corrections["80"] != round(fitted.corrections["80"], 4)

@@ -117,3 +117,39 @@ def test_an_actual_on_an_interval_bound_is_covered():
     frame = pd.DataFrame(_rows("m", [100] * 4, actuals) + _rows("random_walk", [100] * 4, actuals))
     m = score(frame).set_index("model").loc["m"]
     assert m["coverage80"] == 0.5 and m["coverage95"] == 1.0
+
+
+def test_diebold_mariano_has_no_answer_without_enough_evidence():
+    # Two rows, or errors equal to the benchmark's: no p-value.
+    assert math.isnan(diebold_mariano(np.array([1.0, 2.0]), np.array([2.0, 1.0]), lag=0))
+    assert math.isnan(diebold_mariano(np.ones(5), -np.ones(5), lag=0))
+    # d = 2, -2, 2, -2, 2, -2: gamma0 = 4, gamma1 = 5 * -4 / 6; with lag 1 the long-run
+    # variance 4 - 2 * 20 / 6 is negative (no p-value); with lag 0 the mean 0 gives p = 1.
+    errors = np.sqrt(2) * np.array([1.0, 0, 1, 0, 1, 0])
+    benchmark = np.sqrt(2) * np.array([0.0, 1, 0, 1, 0, 1])
+    assert math.isnan(diebold_mariano(errors, benchmark, lag=1))
+    assert diebold_mariano(errors, benchmark, lag=0) == pytest.approx(1.0)
+
+
+def test_directional_accuracy_needs_a_predicted_move():
+    frame = pd.DataFrame(
+        _rows("m", [100] * 3, [101, 99, 102]) + _rows("random_walk", [100] * 3, [101, 99, 102])
+    )
+    assert math.isnan(score(frame).set_index("model").loc["m", "directional_accuracy"])
+
+
+def test_models_are_scored_on_the_origins_they_share_with_the_random_walk():
+    """By hand: the model has a fifth origin the random walk lacks (left out); two horizons,
+    rows sorted by horizon then model."""
+    rows = _rows("m", [101, 99, 100, 100, 500], [*ACTUALS, 100.0])
+    rows += _rows("random_walk", [100] * 4, ACTUALS)
+    rows += _rows("m", [100, 100], [101.0, 99.0], horizon=30)
+    rows += _rows("random_walk", [100, 100], [101.0, 99.0], horizon=30)
+    metrics = score(pd.DataFrame(rows))
+    assert metrics[["horizon_days", "model", "n"]].values.tolist() == [
+        [7, "m", 4],
+        [7, "random_walk", 4],
+        [30, "m", 2],
+        [30, "random_walk", 2],
+    ]
+    assert metrics.loc[0, "mae"] == pytest.approx(1.5)  # as in test_point_metrics_by_hand
