@@ -16,6 +16,11 @@ FORMAT_UNIQUE = (
     "300,000 ratios from 1e-4 to 1e4 (the default is unique=True)"
 )
 
+OWN_STAGING = (
+    "remove_staging has just removed this process's own leftover (its PID counts as not "
+    "alive), so the rmtree before mkdir has nothing to remove; the one in `finally` removes the "
+    "folder this process made, which nothing else touches while it lives"
+)
 LAST_AXIS = "np.sort's default axis is the last, axis 1 of these 2-d (steps, levels) arrays"
 INT_101 = "int(80 * 1.01) is 80 and int(95 * 1.01) is 95: the same keys"
 SCALED_WEIGHTS = (
@@ -29,6 +34,18 @@ EQUIVALENT: dict[str, str] = {
     "validation.validation_set: if at < 0: -> if at <= 0:": UNREACHABLE_AT,
     "validation.validation_set: if at < 0: -> if at < 1:": UNREACHABLE_AT,
     "validation.validation_set: break -> return": UNREACHABLE_AT,
+    # fsio
+    'fsio.append_locked: torn = size > 0 and os.pread(fd, 1, size - 1) != b"\\n" -> torn = size > 0 and os.pread(fd, 2, size - 1) != b"\\n"': (
+        "read at the last byte's offset, one byte is all there is"
+    ),
+    'fsio.utf8_text: text = content.decode("utf-8-sig") -> text = content.decode("UTF-8-SIG")': (
+        "codec names are case-insensitive"
+    ),
+    "fsio.write_all: shutil.rmtree(staging, ignore_errors=True) -> shutil.rmtree(None, ignore_errors=True)": OWN_STAGING,
+    "fsio.write_all: shutil.rmtree(staging, ignore_errors=True) -> shutil.rmtree(staging, ignore_errors=None)": OWN_STAGING,
+    "fsio.write_all: shutil.rmtree(staging, ignore_errors=True) -> shutil.rmtree(staging, )": OWN_STAGING,
+    "fsio.write_all: shutil.rmtree(staging, ignore_errors=True) -> shutil.rmtree(staging, ignore_errors=False)": OWN_STAGING,
+    "fsio.write_set: shutil.rmtree(staging, ignore_errors=True) -> shutil.rmtree(None, ignore_errors=True)": OWN_STAGING,
     # combiner
     "combiner.earn_weights: inverse = {name: 1.0 / max(score, 1e-9) ** WEIGHT_POWER for name, score in scores.items()} -> inverse = {name: 2.0 / max(score, 1e-9) ** WEIGHT_POWER for name, score in scores.items()}": (
         "every inverse loss doubles, and the weights are their shares of the total"

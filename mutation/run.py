@@ -34,6 +34,7 @@ class Module:
 
 
 POINT_IN_TIME = "tests/engine/test_point_in_time.py"
+REFRESH = "tests/marketdata/test_refresh.py"
 # Every weekly origin of the snapshot cleaned (6 s): for the signals' own mutants only.
 SLOW_SIGNALS = (
     "tests/marketdata/test_signals.py::test_no_signal_fires_at_any_weekly_origin_of_the_snapshot"
@@ -94,14 +95,30 @@ MODULES = {
     ),
     "cache": Module(
         "marketdata/cache.py",
-        ("tests/marketdata/test_cache.py", "tests/marketdata/test_refresh.py"),
+        (
+            "tests/marketdata/test_cache.py",
+            f"{REFRESH}::test_unreadable_cache_is_moved_aside_and_rebuilt",
+            f"{REFRESH}::test_unwritable_cache_is_a_one_line_error",
+        ),
     ),
     "refresh-merge": Module(
         "marketdata/refresh.py",
-        ("tests/marketdata/test_cache.py", "tests/marketdata/test_refresh.py"),
+        (
+            f"{REFRESH}::test_normal_refresh_adds_new_rows_and_keeps_stored_ones",
+            f"{REFRESH}::test_second_refresh_with_nothing_new_changes_nothing",
+            f"{REFRESH}::test_stored_values_win_over_a_revised_answer",
+            f"{REFRESH}::test_a_refreshing_run_uses_exactly_what_the_cache_now_holds",
+        ),
         ("x__fill*", "x_merge*"),
     ),
-    "status": Module("ops/status.py", ("tests/ops/test_status.py",)),
+    # Not the test that runs a service in a child process (6 s, and it cannot see a mutant).
+    "status": Module(
+        "ops/status.py",
+        (
+            "tests/ops/test_status.py",
+            "--deselect=tests/ops/test_status.py::test_lines_that_went_to_the_fallback_file_are_an_alert",
+        ),
+    ),
     "scoring": Module("evaluation/scoring.py", ("tests/evaluation/test_scoring.py",)),
     "report-escaping": Module(
         "ops/report/sections.py",

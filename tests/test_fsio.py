@@ -379,3 +379,98 @@ def test_a_waiting_locker_goes_on_only_once_it_holds_the_lock(tmp_path):
     with fsio.locked(lock, on_wait=lambda: events.append("waited")):
         pass  # free again: taken at once
     assert events[-1] == "second has the lock"
+
+
+def test_files_and_folders_are_created_with_their_parents_and_mode_644(tmp_path, monkeypatch):
+    """Nested folders that do not exist yet; files rw-r--r-- whatever the umask leaves."""
+    previous = os.umask(0)
+    try:
+        written = fsio.write_all(tmp_path / "a" / "data", {"x.csv": b"1\n"})
+        published = fsio.write_set(tmp_path / "b" / "svc" / "2024-11-29", {"f.json": b"{}"})
+        fsio.append_locked(tmp_path / "c" / "logs" / "metrics.jsonl", b"{}\n")
+    finally:
+        os.umask(previous)
+    assert written == {"x.csv": str(tmp_path / "a" / "data" / "x.csv")}
+    assert published == {"f.json": str(tmp_path / "b" / "svc" / "2024-11-29" / "f.json")}
+    for path in (*written.values(), *published.values(), tmp_path / "c/logs/metrics.jsonl"):
+        assert os.stat(path).st_mode & 0o777 == 0o644, path
+
+
+def test_a_set_is_swapped_in_one_step_also_by_a_relative_path(tmp_path, monkeypatch):
+    """Where the file system can (here), the previous set is exchanged with the new one by
+    renameat2 (no rename of the folder), relative paths taken from the working folder."""
+    monkeypatch.chdir(tmp_path)
+    folder = Path("output") / "svc" / "2024-11-29"
+    fsio.write_set(folder, {"forecast.json": b"old"})
+    log = SyncLog(monkeypatch)
+    fsio.write_set(folder, {"forecast.json": b"new"})
+    assert [c for c in log.calls if c[0] == "rename"] == []
+    assert (folder / "forecast.json").read_bytes() == b"new"
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["2024-11-29"]
+
+
+def test_where_no_swap_is_possible_the_old_set_is_moved_aside_first(tmp_path, monkeypatch):
+    folder = tmp_path / "svc" / "2024-11-29"
+    fsio.write_set(folder, {"forecast.json": b"old", "fan_chart.png": b"old"})
+    monkeypatch.setattr(fsio, "_exchange", lambda first, second: False)
+    log = SyncLog(monkeypatch)
+    fsio.write_set(folder, {"forecast.json": b"new"})
+    aside = tmp_path / "svc" / f".2024-11-29.old.partial-{os.getpid()}"
+    renames = [c for c in log.calls if c[0] == "rename"]
+    assert renames[0] == ("rename", str(folder), str(aside))
+    assert renames[1][2] == str(folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == {"forecast.json": b"new"}
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["2024-11-29"]
+
+
+def test_the_exchange_says_what_it_cannot_do(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    (first / "x").write_text("a")
+    assert fsio._exchange(first, second) is True
+    assert [p.name for p in second.iterdir()] == ["x"] and list(first.iterdir()) == []
+    # A folder into itself: EINVAL, which the callers take as "cannot swap here".
+    assert fsio._exchange(second, second / "x") is False
+    with pytest.raises(FileNotFoundError) as error:
+        fsio._exchange(tmp_path / "missing", second)
+    assert (error.value.errno, error.value.strerror, error.value.filename) == (
+        errno.ENOENT,
+        os.strerror(errno.ENOENT),
+        str(second),
+    )
+
+
+def test_a_write_that_makes_no_progress_is_a_full_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "write", lambda fd, data: 0)
+    with pytest.raises(OSError) as error:
+        fsio.write_all(tmp_path / "data", {"x.csv": b"1\n"})
+    assert (error.value.errno, error.value.strerror) == (errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_one_byte_torn_line_gets_its_newline(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b"x")
+    fsio.append_locked(path, b'{"run": 2}\n')
+    assert path.read_bytes() == b'x\n{"run": 2}\n'
+
+
+def test_another_users_process_is_alive(monkeypatch):
+    """os.kill(pid, 0) on another user's process raises PermissionError: it is running."""
+
+    def refused(pid, signal):
+        raise PermissionError
+
+    monkeypatch.setattr(os, "kill", refused)
+    assert fsio._alive(1) is True
+
+
+def test_staging_is_looked_for_only_in_a_folder(tmp_path):
+    (tmp_path / "file").write_text("x")
+    assert fsio.remove_staging(tmp_path / "file") == []
+
+
+def test_utf16_big_endian_is_named():
+    with pytest.raises(ValueError) as error:
+        fsio.utf8_text("A=1".encode("utf-16-be").join([b"\xfe\xff", b""]))
+    assert str(error.value) == "byte 0xfe at offset 0 is not UTF-8 (UTF-16?)"

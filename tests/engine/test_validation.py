@@ -134,3 +134,16 @@ def test_the_oldest_needed_origin_after_the_first_row_is_refitted_on_that_row():
     with pytest.raises(DataError) as error:
         validation_set(data, PARAMS)
     assert "31 closes up to 2018-02-09, need 280 (250 up to 2017-12-01," in str(error.value)
+
+
+def test_exactly_eight_origins_are_enough():
+    """290 rows: origins 284 down to 249, eight of them."""
+    assert len(validation_set(synthetic(290), PARAMS).origins) == 8
+
+
+def test_exactly_eight_origins_are_enough_after_a_gap():
+    """300 rows less the week at positions 285-289: the origins of that week and the one
+    before fall back to Friday 284, whose path is empty (2 skipped); 294 and 279 down to 249
+    are left: eight."""
+    validation = validation_set(synthetic(300, drop=range(285, 290)), PARAMS)
+    assert len(validation.origins) == 8 and validation.steps[-1] == 5
