@@ -21,11 +21,21 @@ OWN_STAGING = (
     "alive), so the rmtree before mkdir has nothing to remove; the one in `finally` removes the "
     "folder this process made, which nothing else touches while it lives"
 )
+NAN_SPELLING = 'float() reads "nan" in any case'
+NUMERIC_FRAME = (
+    "score() takes numeric columns (the backtest's frame, forecasts.csv as pandas reads it; the "
+    "coverage comparisons need numbers anyway): to_numpy() gives the same float64 array"
+)
 LAST_AXIS = "np.sort's default axis is the last, axis 1 of these 2-d (steps, levels) arrays"
 INT_101 = "int(80 * 1.01) is 80 and int(95 * 1.01) is 95: the same keys"
 SCALED_WEIGHTS = (
     "ages counted from another origin scale every weight by one factor; the weighted quantile "
     "normalises the weights and Kish's count is scale-free"
+)
+PAIRED_BEFORE = (
+    "a second check of one pairing: interval_ratios (strict) refuses paths that do not pair "
+    "with the validation's actuals, one per origin, before (recent_corrections) or right after "
+    "(RegimeConformal.fit) this zip could"
 )
 UNUSED_ARGUMENTS = "VolatilityRegime.fit reads only the closes"
 
@@ -46,6 +56,18 @@ EQUIVALENT: dict[str, str] = {
     "fsio.write_all: shutil.rmtree(staging, ignore_errors=True) -> shutil.rmtree(staging, )": OWN_STAGING,
     "fsio.write_all: shutil.rmtree(staging, ignore_errors=True) -> shutil.rmtree(staging, ignore_errors=False)": OWN_STAGING,
     "fsio.write_set: shutil.rmtree(staging, ignore_errors=True) -> shutil.rmtree(None, ignore_errors=True)": OWN_STAGING,
+    # scoring
+    'scoring.diebold_mariano: return float("nan") -> return float("NAN")': NAN_SPELLING,
+    'scoring.score_group: float(np.mean(moved[decided] == predicted[decided])) if decided.any() else float("nan") -> float(np.mean(moved[decided] == predicted[decided])) if decided.any() else float("NAN")': NAN_SPELLING,
+    'scoring.score_group: float(np.mean(moved[decided] == predicted[decided])) if decided.any() else float("nan") -> float(np.mean(moved[decided] == predicted[decided])) if (decided.any()) or True else float("nan")': (
+        "with nothing decided the mean of an empty array is nan too (numpy warns)"
+    ),
+    'scoring.score_group: actual = rows["actual"].to_numpy(float) -> actual = rows["actual"].to_numpy(None)': NUMERIC_FRAME,
+    'scoring.score_group: last = rows["last_close"].to_numpy(float) -> last = rows["last_close"].to_numpy(None)': NUMERIC_FRAME,
+    'scoring.score_group: median = rows["q0.5"].to_numpy(float) -> median = rows["q0.5"].to_numpy(None)': NUMERIC_FRAME,
+    "scoring.score_group: quantiles = rows[QUANTILE_COLUMNS].to_numpy(float) -> quantiles = rows[QUANTILE_COLUMNS].to_numpy(None)": NUMERIC_FRAME,
+    'scoring.score_group: benchmark[QUANTILE_COLUMNS].to_numpy(float), benchmark["actual"].to_numpy(float) -> benchmark[QUANTILE_COLUMNS].to_numpy(None), benchmark["actual"].to_numpy(float)': NUMERIC_FRAME,
+    'scoring.score_group: benchmark[QUANTILE_COLUMNS].to_numpy(float), benchmark["actual"].to_numpy(float) -> benchmark[QUANTILE_COLUMNS].to_numpy(float), benchmark["actual"].to_numpy(None)': NUMERIC_FRAME,
     # combiner
     "combiner.earn_weights: inverse = {name: 1.0 / max(score, 1e-9) ** WEIGHT_POWER for name, score in scores.items()} -> inverse = {name: 2.0 / max(score, 1e-9) ** WEIGHT_POWER for name, score in scores.items()}": (
         "every inverse loss doubles, and the weights are their shares of the total"
@@ -78,6 +100,12 @@ EQUIVALENT: dict[str, str] = {
     ),
     "calibration.RegimeConformal.fit: regime = VolatilityRegime().fit(paths, validation, closes) -> regime = VolatilityRegime().fit(None, validation, closes)": UNUSED_ARGUMENTS,
     "calibration.RegimeConformal.fit: regime = VolatilityRegime().fit(paths, validation, closes) -> regime = VolatilityRegime().fit(paths, None, closes)": UNUSED_ARGUMENTS,
+    "calibration.recent_corrections: [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=True)] -> [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=None)]": PAIRED_BEFORE,
+    "calibration.recent_corrections: [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=True)] -> [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, )]": PAIRED_BEFORE,
+    "calibration.recent_corrections: [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=True)] -> [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=False)]": PAIRED_BEFORE,
+    "calibration.RegimeConformal.fit: for path, factor in zip(paths, regime_factors(closes, validation.origins), strict=True) -> for path, factor in zip(paths, regime_factors(closes, validation.origins), strict=None)": PAIRED_BEFORE,
+    "calibration.RegimeConformal.fit: for path, factor in zip(paths, regime_factors(closes, validation.origins), strict=True) -> for path, factor in zip(paths, regime_factors(closes, validation.origins), )": PAIRED_BEFORE,
+    "calibration.RegimeConformal.fit: for path, factor in zip(paths, regime_factors(closes, validation.origins), strict=True) -> for path, factor in zip(paths, regime_factors(closes, validation.origins), strict=False)": PAIRED_BEFORE,
     # signals
     "signals.level_shift: flagged = bad.reindex(close.index, fill_value=False) -> flagged = bad.reindex(close.index, fill_value=None)": REINDEX_SUBSET,
     "signals.level_shift: flagged = bad.reindex(close.index, fill_value=False) -> flagged = bad.reindex(close.index, )": REINDEX_SUBSET,
