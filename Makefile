@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install forecast run-7d run-15d run-30d run-90d test bench bench-refresh fetch-data lint \
+.PHONY: install forecast run-7d run-15d run-30d run-90d test test-fast bench bench-refresh fetch-data lint \
 	clean backtest enable-chronos disable-chronos status chronos-download bench-chronos \
-	report bench-report bench-history bench-backtest mutation
+	report bench-report bench-history bench-backtest docs accuracy-docs docs-examples \
+	mutation
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,15 +41,26 @@ report: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
+# The unit tests, for development: `make test` without the files that run whole services,
+# backtests, a deployment, a Dask cluster, Chronos models or a browser (a new file is in it).
+SLOW_TESTS := tests/test_deploy.py tests/evaluation/test_backtest.py tests/evaluation/test_cluster.py \
+	tests/ops/test_service.py tests/ops/test_reliability.py tests/ops/test_report.py \
+	tests/ops/test_store_accuracy.py tests/ops/test_service_cache.py tests/engine/test_runner.py \
+	tests/engine/test_chronos.py tests/engine/test_chronos_fast.py tests/marketdata/test_properties.py
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(addprefix --ignore=,$(SLOW_TESTS))
+
 # Mutation testing (mutmut) of the critical modules, each with the fast tests that cover it, one
 # module after another; MODULE=calibration (or several, space-separated) runs those only. Not
-# part of `make test`: see the README's Mutation testing for what it takes and the scores.
+# part of `make test`: docs/development.md (Mutation testing) gives its time and the scores.
 MODULE ?=
 mutation: $(STAMP)
 	$(BIN)/python -m mutation.run $(MODULE)
 
+# Each service cold and warm against the import floor; ARGS="--before DIR" adds another
+# checkout's cold runs in the same sitting.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.bench
+	$(BIN)/python -m benchmarks.bench $(ARGS)
 
 # Live data: refresh the cache in data/ (or DATA_DIR); time a run with every source down.
 fetch-data: $(STAMP)
@@ -82,14 +94,29 @@ bench-chronos: $(STAMP)
 bench-backtest: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_backtest $(ARGS)
 
+# The documentation site (mkdocs.yml, docs/) into site/; --strict: any warning, a broken link
+# or anchor among them, fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# The Accuracy page (docs/accuracy/) from a backtest's output folder: after make backtest.
+BACKTEST_DIR ?= output/backtest
+accuracy-docs: $(STAMP)
+	$(BIN)/python -m doctools.accuracy $(BACKTEST_DIR)
+
+# The example outputs in README.md and docs/ rewritten from real runs (a test compares them
+# with a real run: rerun this when a change moves the forecast).
+docs-examples: $(STAMP)
+	$(BIN)/python -m doctools.examples --write
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) output .pytest_cache .ruff_cache
+	rm -rf $(VENV) output site .pytest_cache .ruff_cache
 
 # The rolling-origin backtest of EVALUATION.md (about 20-30 minutes on 2 cores).
 backtest: $(STAMP)
 	$(BIN)/fxforecast backtest --horizons 7,15,30,90 --start 2017-01-06 --end 2024-11-29 \
-		--jobs 2 --out output/backtest $(ARGS)
+		--jobs 2 --out $(BACKTEST_DIR) $(ARGS)

@@ -22,7 +22,8 @@ OUTPUTS = ("forecasts.csv", "metrics.json")
 
 def timed(raw, spec: BacktestSpec, out: Path, **where) -> float:
     started = time.perf_counter()
-    run_backtest(raw, Settings(), spec, out, progress=False, **where)
+    # Without the member cache: Dask workers compute without it, so --jobs 1 must too.
+    run_backtest(raw, Settings(cache_dir=None), spec, out, progress=False, **where)
     return time.perf_counter() - started
 
 

@@ -73,10 +73,12 @@ record() {
     ((DRY_RUN)) || grep -qxF "$*" "$MANIFEST" 2>/dev/null || echo "$*" >>"$MANIFEST"
 }
 
+declare -A made=()  # the folders a dry run would have made: each said once
 make_dir() {  # each folder it creates is recorded, parents first
-    [ -d "$1" ] && return
+    [ -d "$1" ] || [ -n "${made[$1]:-}" ] && return
     make_dir "$(dirname "$1")"
     run mkdir "$1"
+    made[$1]=1
     record dir "$1"
 }
 
@@ -146,7 +148,9 @@ make_dir "$PREFIX"
 if ((${#foreign[@]})); then
     BACKUP="$PREFIX/.fxforecast-backup-$(date +%Y%m%d-%H%M%S)"
     for file in "${foreign[@]}"; do
-        run mkdir -p "$(dirname "$BACKUP/$file")"
+        folder=$(dirname "$BACKUP/$file")
+        [ -n "${made[$folder]:-}" ] || run mkdir -p "$folder"
+        made[$folder]=1
         run mv "$PREFIX/$file" "$BACKUP/$file"
     done
     say "--force: $(((DRY_RUN)) && echo would move || echo moved) ${#foreign[@]} path(s)" \

@@ -36,7 +36,7 @@ from sources_standin import Sources
 CRON_USER = f"fxforecast-test-{os.getpid()}"
 UNRELATED = "5 4 * * * /bin/true  # someone else's job"
 OPERATOR_LINE = "30 5 * * 1 /usr/local/bin/backup  # added by hand after the block"
-PYTHON = "/usr/bin/python3"  # a Python every user can run (the README says why)
+PYTHON = "/usr/bin/python3"  # a Python every user can run (the runbook says why)
 # The Mondays the rehearsal runs on: the shipped snapshot ends on Friday 2024-11-29.
 MONDAYS = [pd.Timestamp(day) for day in ("2025-01-06", "2025-01-13", "2025-01-20", "2025-01-27")]
 AFTER_REINSTALL = pd.Timestamp("2025-02-03")
@@ -112,6 +112,25 @@ def test_one_logrotate_rule_per_prefix(tmp_path):
     assert f"would write {rules}/fxforecast-opt-fxforecast:" in said[0]
     # A dot would make logrotate skip the file (".old" is one of its ignored endings).
     assert f"would write {rules}/fxforecast-srv-fx-old:" in said[1]
+
+
+def test_a_dry_run_says_each_step_once(tmp_path):
+    prefix, rules = tmp_path / "prefix", tmp_path / "logrotate.d"
+    (prefix / "shared/fxforecast").mkdir(parents=True)
+    for name in ("settings.py", "cli.py"):  # an operator's files where install would copy
+        (prefix / "shared/fxforecast" / name).write_text("# theirs\n")
+    done = script("install.sh", prefix, "--dry-run", "--force", "--logrotate-dir", rules)
+    assert done.returncode == 0, done.stderr
+    steps = [line for line in done.stdout.splitlines() if line.startswith("would run: ")]
+    assert len(steps) == len(set(steps)) > 100
+    assert f"would run: mkdir {prefix}/shared/fxforecast/engine" in steps
+    [backup] = [s for s in steps if s.startswith("would run: mkdir -p ")]
+    assert backup.endswith("/shared/fxforecast")
+    assert sorted(p.name for p in (prefix / "shared/fxforecast").iterdir()) == [
+        "cli.py",
+        "settings.py",
+    ]
+    assert not rules.exists()
 
 
 needs_tools = pytest.mark.skipif(

@@ -210,6 +210,32 @@ def _chronos_export(args) -> int:
     return 0
 
 
+def _add_cache(sub):
+    cache = sub.add_parser(
+        "cache", help="the member cache (CACHE_DIR): its size and last run (info), or empty it"
+    )
+    cache.add_argument("action", choices=["info", "clear"])
+    cache.add_argument("--env-file", type=Path, help="a .env file to take CACHE_DIR from")
+    cache.add_argument("--cache-dir", type=Path, help="the cache folder (default CACHE_DIR)")
+
+
+def _cache(args) -> int:
+    from .engine.member_cache import CacheUnusable, describe, member_cache
+
+    store = member_cache(load_settings(args.env_file, cache_dir=args.cache_dir))
+    if store is None:
+        print("the member cache is off (CACHE_DIR is empty)")
+        return 0
+    try:
+        if args.action == "clear":
+            print(store.clear())
+        else:
+            print(describe(store.info()))
+    except CacheUnusable as exc:
+        raise ConfigError(str(exc)) from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxforecast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -221,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rollout(sub)
     _add_chronos_download(sub)
     _add_chronos_export(sub)
+    _add_cache(sub)
     return parser
 
 
@@ -233,6 +260,7 @@ COMMANDS = {
     "rollout": _rollout,
     "chronos-download": _chronos_download,
     "chronos-export": _chronos_export,
+    "cache": _cache,
 }
 
 

@@ -1,6 +1,7 @@
 """Per-horizon parameters (one table) and the calendar rules for steps and targets."""
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import pandas as pd
 
@@ -24,7 +25,8 @@ class HorizonParams:
 # better over the long run. At 7 days the short window did as well and keeps the run fast.
 VALIDATION_ORIGINS_LONG = 400
 
-# The one table (README's): configured_members gives each member its named fields from a row.
+# The one table (docs/model-card.md, Horizons): configured_members gives each member its named
+# fields from a row.
 HORIZONS: dict[int, HorizonParams] = {
     row[0]: HorizonParams(*row)
     for row in (
@@ -68,6 +70,7 @@ def history_step_slice(index: pd.DatetimeIndex, origin: pd.Timestamp, days: int)
     return slice(index.searchsorted(origin, side="right"), index.searchsorted(end, side="right"))
 
 
+@lru_cache(maxsize=65536)  # called for every validation origin of every member and run
 def refit_anchor(origin: pd.Timestamp, weeks: int) -> pd.Timestamp:
     """The latest grid date on or before `origin`; weeks=0 means refit at the origin itself."""
     if weeks <= 0:

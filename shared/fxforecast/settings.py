@@ -39,10 +39,14 @@ class Settings:
     metrics_log_path: Path = Path("logs/metrics.jsonl")
     log_dir: Path = Path("logs")
     forecast_db: Path = Path("data/forecasts.sqlite")  # every forecast, for realized accuracy
+    cache_dir: Path | None = Path("data/cache")  # members' paths and fits; None (empty): off
+    cache_max_mb: int = 1000  # past this, the least recently used entries are evicted
     stale_data_days: int = 7
     member_timeout_s: float = 120.0
     combiner: str = "greedy"  # how members' forecasts become one (engine/combiner.py)
     calibration: str = "regime_conformal"  # how its intervals are set (engine/calibration.py)
+    # CLP per USD: each forecast gives the chance that the rate ends above each of them.
+    rate_thresholds: tuple[float, ...] = ()
 
 
 KEYS = {f.name.upper(): f for f in fields(Settings)}
@@ -61,9 +65,28 @@ CHOICES = {
 MAXIMUM = {"MEMBER_TIMEOUT_S": 86400.0, "DATA_TIMEOUT_S": 3600.0, "DATA_REFRESH_BUDGET_S": 3600.0}
 
 
+def _rates(key: str, text: str, where: str) -> tuple[float, ...]:
+    """Comma-separated rates in CLP per USD, each a finite number above 0; sorted, once each."""
+    rates = set()
+    for part in text.split(",") if text else []:
+        try:
+            rate = float(part)
+        except ValueError:
+            rate = math.nan
+        if not 0 < rate < math.inf:
+            raise ConfigError(
+                f"{key}={text!r} in {where}: {part.strip()!r} is not a finite number above 0; give "
+                f"rates in CLP per USD separated by commas, e.g. {key}=950,1000"
+            )
+        rates.add(rate)
+    return tuple(sorted(rates))
+
+
 def _parse(key: str, text: str, where: str):
     kind = KEYS[key].type
     text = text.strip()
+    if kind == tuple[float, ...]:
+        return _rates(key, text, where)
     if kind is bool:
         if text.lower() in TRUE_WORDS:
             return True

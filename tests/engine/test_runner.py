@@ -19,7 +19,6 @@ from fxforecast.engine import ensemble, runner
 from fxforecast.engine.members.base import Member
 from fxforecast.engine.members.random_walk import RandomWalk
 from fxforecast.engine.runner import FitCache
-from fxforecast.engine.validation import validation_set
 from fxforecast.errors import FxError
 from fxforecast.horizons import horizon_params
 from fxforecast.marketdata.clean import clean
@@ -71,7 +70,7 @@ def test_a_timed_out_member_stops_using_the_cpu(data):
     assert not left
 
 
-def test_the_switch_runs_members_in_a_child_process_or_in_threads_with_the_cache(data):
+def test_the_switch_runs_members_in_a_child_process_or_in_threads_with_the_cache(data, monkeypatch):
     params = horizon_params(7)
     members = [(RandomWalk(), True), (WhereAmI(), True)]
     in_child = ensemble.forecast(data, params, members, 60, stoppable=True)
@@ -80,14 +79,65 @@ def test_the_switch_runs_members_in_a_child_process_or_in_threads_with_the_cache
     assert in_child.members["where_am_i"].reason.startswith("RuntimeError: ")
     assert in_child.members["where_am_i"].reason != f"RuntimeError: {os.getpid()}"
     assert in_threads.members["where_am_i"].reason == f"RuntimeError: {os.getpid()}"
-    origin = validation_set(data, params).origins[-1]
-    assert cache.has_path(RandomWalk(), 7, origin)  # what a backtest's next origins reuse
+    # What a backtest's next origins reuse: the same forecast again computes no path and no fit.
+    fit = RandomWalk.fit
+    monkeypatch.setattr(RandomWalk, "fit", lambda *_: pytest.fail("fitted again"))
+    again = ensemble.forecast(data, params, members, 60, cache=cache)
+    monkeypatch.setattr(RandomWalk, "fit", fit)
+    np.testing.assert_array_equal(again.quantiles, in_threads.quantiles)
     np.testing.assert_array_equal(in_child.quantiles, in_threads.quantiles)
 
 
 def test_every_member_failing_is_a_one_line_error(data):
     with pytest.raises(FxError, match=r"^every member failed \(spins: timed out after 1 s\); "):
         ensemble.forecast(data, horizon_params(7), [(Spins(), True)], 1, stoppable=True)
+
+
+@dataclass(frozen=True)
+class Naps(RandomWalk):
+    """The random walk, whose first fit in a process naps a second and notes when, in a file
+    named after `name` in `folder`."""
+
+    name = "naps"
+    folder: str = ""
+    napped = []  # per process: a forked child starts with its parent's (empty) list
+
+    def fit(self, frame):
+        if not Naps.napped:
+            started = time.time()
+            time.sleep(1)
+            Naps.napped.append((started, time.time()))
+            Path(self.folder, self.name).write_text(json.dumps(Naps.napped[0]))
+        return super().fit(frame)
+
+
+@dataclass(frozen=True)
+class NapsToo(Naps):
+    name = "naps_too"
+
+
+def test_fitting_members_run_side_by_side_one_per_core_to_the_same_result(
+    data, tmp_path, monkeypatch
+):
+    """Chronos off (no resident member): two members nap at the same time on two cores; on one
+    core they run one after another, and either way the forecast is the same to the last digit."""
+    folder = str(tmp_path)
+    members = [(RandomWalk(), True), (Naps(folder=folder), True), (NapsToo(folder=folder), True)]
+    params = horizon_params(7)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    side_by_side = ensemble.forecast(data, params, members, 60, stoppable=True)
+    (a_start, a_end), (b_start, b_end) = [
+        json.loads((tmp_path / name).read_text()) for name in ("naps", "naps_too")
+    ]
+    assert a_start < b_end and b_start < a_end  # the naps overlapped
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    one_core = ensemble.forecast(data, params, members, 60, stoppable=True)
+    (a_start, a_end), (b_start, b_end) = [
+        json.loads((tmp_path / name).read_text()) for name in ("naps", "naps_too")
+    ]
+    assert a_end <= b_start  # one after another
+    assert side_by_side.quantiles.tobytes() == one_core.quantiles.tobytes()
+    assert [m.status for m in side_by_side.members.values()] == ["ok"] * 3
 
 
 @dataclass(frozen=True)
@@ -221,6 +271,7 @@ def test_a_service_run_gives_the_same_forecast_with_and_without_the_overlap(
             f"OUTPUT_DIR={tmp_path / folder}\nLOG_DIR={tmp_path / folder}\n"
             f"METRICS_LOG_PATH={tmp_path / folder / 'metrics.jsonl'}\n"
             f"FORECAST_DB={tmp_path / folder / 'forecasts.sqlite'}\n"
+            f"CACHE_DIR={tmp_path / folder / 'cache'}\n"
             f"ENABLE_CHRONOS=true\nCHRONOS_MODEL={tiny_bolt}\nCHRONOS_MIN_AVAILABLE_MB=1\n"
             "ENABLE_ARIMA=false\n"  # the slowest; VAR, the forest and the walk make a group
         )

@@ -3,6 +3,7 @@ import sys
 
 import pandas as pd
 import pytest
+from fxforecast.engine.member_cache import MemberCache
 from fxforecast.evaluation.backtest import (
     BacktestSpec,
     fingerprint,
@@ -44,7 +45,8 @@ def test_origins_are_friday_closes_or_the_last_row_of_the_week(raw):
 @pytest.fixture(scope="module")
 def backtest(raw, tmp_path_factory):
     out = tmp_path_factory.mktemp("bt")
-    metrics = run_backtest(raw, Settings(), SPEC, out, jobs=2, progress=False)
+    settings = Settings(cache_dir=out / "cache")  # two processes share it
+    metrics = run_backtest(raw, settings, SPEC, out, jobs=2, progress=False)
     return out, metrics
 
 
@@ -80,14 +82,17 @@ def test_later_data_leaves_earlier_forecasts_byte_identical(raw, backtest, tmp_p
     # Inside the bad-tick bound: a larger jump that persists is refused as a level shift.
     market.loc[later, ["USDCLP", "Copper", "DXY"]] *= 1.1
     changed = type(raw)(market, raw.rates, raw.source)
-    run_backtest(changed, Settings(), SPEC, tmp_path, progress=False)
+    # With the first run's member cache: the earlier origins' paths are found there, the later
+    # ones' keys changed with the rows they read, so they are computed again.
+    run_backtest(changed, Settings(cache_dir=out / "cache"), SPEC, tmp_path, progress=False)
     columns = CONTRACT
 
-    def rows(folder):
+    def rows(folder, earlier=True):
         frame = pd.read_csv(folder / "forecasts.csv", dtype=str)
-        return frame[frame["origin"] <= "2019-10-18"][columns].to_csv(index=False)
+        return frame[(frame["origin"] <= "2019-10-18") == earlier][columns].to_csv(index=False)
 
     assert rows(out) == rows(tmp_path)
+    assert rows(out, earlier=False) != rows(tmp_path, earlier=False)
     later_rows = pd.read_csv(tmp_path / "forecasts.csv", dtype=str)
     original = pd.read_csv(out / "forecasts.csv", dtype=str)
     assert not later_rows[later_rows["origin"] == "2019-10-25"][columns].equals(
@@ -104,7 +109,7 @@ def test_a_finished_block_is_reused_and_a_stale_one_is_not(raw, tmp_path):
         """What an interrupted run leaves: its fingerprint and one finished block (marked)."""
         parts.mkdir()
         (parts / "fingerprint").write_text(fingerprint(raw, Settings(), spec))
-        frame = run_block(raw, Settings(), days, origins, spec.refit_weeks)
+        frame, _ = run_block(raw, Settings(cache_dir=None), days, origins, spec.refit_weeks)
         save_part(parts, days, origins, frame)
         part = next(parts.glob("h7_*.csv"))
         marked = pd.read_csv(part)
@@ -112,12 +117,12 @@ def test_a_finished_block_is_reused_and_a_stale_one_is_not(raw, tmp_path):
         marked.to_csv(part, index=False)
 
     interrupted_after_one_block()
-    run_backtest(raw, Settings(), spec, tmp_path, progress=False)
+    run_backtest(raw, Settings(cache_dir=None), spec, tmp_path, progress=False)
     result = pd.read_csv(tmp_path / "forecasts.csv")
     assert result.loc[result["model"] == "ensemble", "q0.5"].iloc[0] == 12345.0
 
     interrupted_after_one_block()  # other settings make the saved block stale
-    run_backtest(raw, Settings(enable_rf=False), spec, tmp_path, progress=False)
+    run_backtest(raw, Settings(enable_rf=False, cache_dir=None), spec, tmp_path, progress=False)
     result = pd.read_csv(tmp_path / "forecasts.csv")
     assert result.loc[result["model"] == "ensemble", "q0.5"].iloc[0] != 12345.0
     assert "random_forest" not in set(result["model"])
@@ -142,3 +147,21 @@ def test_cli_rejects_a_reversed_window_in_one_line(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "error: --start 2020-01-10 is after --end 2019-01-04"
+
+
+def test_a_rerun_with_another_combiner_and_calibration_computes_no_member(raw, tmp_path):
+    """Every member path comes from the first run's cache; the forecasts are byte for byte
+    those of a backtest run cold with the new combiner and calibration."""
+    spec = BacktestSpec((7,), "2019-10-04", "2019-10-11", 1, 4)
+    cache = MemberCache(tmp_path / "cache", 10**9)
+    run_backtest(raw, Settings(cache_dir=cache.folder), spec, tmp_path / "first", progress=False)
+    other = {"combiner": "inverse_loss", "calibration": "split_conformal"}
+    warm = tmp_path / "warm"
+    run_backtest(raw, Settings(cache_dir=cache.folder, **other), spec, warm, progress=False)
+    assert cache.info()["last_run"]["misses"] == 0
+    assert cache.info()["last_run"]["hits"] > 0
+    cold = tmp_path / "cold"
+    run_backtest(raw, Settings(cache_dir=None, **other), spec, cold, progress=False)
+    assert (warm / "forecasts.csv").read_bytes() == (cold / "forecasts.csv").read_bytes()
+    first = pd.read_csv(tmp_path / "first" / "forecasts.csv")
+    assert not first.equals(pd.read_csv(warm / "forecasts.csv"))  # the settings did matter

@@ -24,7 +24,8 @@ from fxforecast.errors import ConfigError
 from fxforecast.evaluation.backtest import BacktestSpec, fingerprint, plan, run_backtest, save_part
 from fxforecast.settings import Settings
 
-SETTINGS = Settings(enable_arima=False, member_timeout_s=3600.0)
+# Dask workers compute without the member cache; the local runs compared with them do too.
+SETTINGS = Settings(enable_arima=False, member_timeout_s=3600.0, cache_dir=None)
 ENV_FILE = "ENABLE_ARIMA=false\nMEMBER_TIMEOUT_S=3600\n"
 # Two horizons, two origins each: two blocks, one per worker.
 SPEC = BacktestSpec(horizons=(7, 15), start="2019-10-04", end="2019-10-11", every=1, refit_weeks=4)

@@ -3,22 +3,17 @@ with ok, degraded, failed, Chronos-skipped and corrupt lines, members added and 
 that never ran, and a forecast store whose targets have real actual closes in the snapshot."""
 
 import base64
-import io
 import json
 import re
-import shutil
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.request import urlopen
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 import structlog
-import websocket
+from browser import CHROMIUM, NO_CHROMIUM, Browser
 from fxforecast.cli import main
 from fxforecast.marketdata.clean import clean
 from fxforecast.marketdata.schema import default_data_dir, load_raw
@@ -425,106 +420,11 @@ def test_the_runs_peak_memory_includes_the_report_refresh(tmp_path):
     assert metrics_lines(tmp_path / "metrics.jsonl")[-1]["peak_rss_mb"] > 400
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WIDE, NARROW = 1000, 380
 BLANK_SVG = base64.b64encode(
     b'<svg xmlns="http://www.w3.org/2000/svg" width="800" height="300">'
     b'<rect width="800" height="300" fill="white"/></svg>'
 ).decode()
-
-
-class Browser:
-    """Headless Chromium driven over its DevTools protocol, on 127.0.0.1 only."""
-
-    def __init__(self, profile: Path):
-        self.process = subprocess.Popen(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                f"--user-data-dir={profile}",
-                "--remote-debugging-port=0",  # Chromium picks a free port, written below
-                "about:blank",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        port_file, deadline = profile / "DevToolsActivePort", time.monotonic() + 60
-        while not (port_file.is_file() and len(port_file.read_text().splitlines()) == 2):
-            assert time.monotonic() < deadline and self.process.poll() is None, "no DevTools"
-            time.sleep(0.1)
-        port = port_file.read_text().splitlines()[0]
-        targets = json.load(urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30))
-        page = next(t for t in targets if t["type"] == "page")
-        self.socket = websocket.create_connection(
-            page["webSocketDebuggerUrl"], timeout=60, suppress_origin=True
-        )
-        self.events, self.last_id = [], 0
-
-    def call(self, method: str, **params) -> dict:
-        self.last_id += 1
-        self.socket.send(json.dumps({"id": self.last_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.socket.recv())
-            if message.get("id") == self.last_id:
-                assert "error" not in message, f"{method}: {message.get('error')}"
-                return message["result"]
-            self.events.append(message)
-
-    def load(self, path: Path, width: int) -> None:
-        self.call(
-            "Emulation.setDeviceMetricsOverride",
-            width=width,
-            height=800,
-            deviceScaleFactor=1,
-            mobile=width < 600,
-        )
-        self.events.clear()
-        self.call("Page.navigate", url=path.as_uri())
-        while not any(e.get("method") == "Page.loadEventFired" for e in self.events):
-            self.events.append(json.loads(self.socket.recv()))
-
-    def evaluate(self, expression: str):
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        return result["result"]["value"]
-
-    def console_errors(self) -> list:
-        return [
-            e["params"]
-            for e in self.events
-            if e.get("method") == "Runtime.exceptionThrown"
-            or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
-            or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
-        ]
-
-    def charts(self) -> list[dict]:
-        """Every chart image: whether it decoded, and where it lies on the page."""
-        return self.evaluate(
-            "Array.from(document.querySelectorAll('img.chart'), i => {"
-            " const r = i.getBoundingClientRect();"
-            " return {alt: i.alt, decoded: i.complete && i.naturalWidth > 0,"
-            " x: r.left + scrollX, y: r.top + scrollY, w: r.width, h: r.height}; })"
-        )
-
-    def screenshot(self, width: int):
-        height = self.evaluate("document.documentElement.scrollHeight")
-        clip = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
-        shot = self.call(
-            "Page.captureScreenshot", format="png", captureBeyondViewport=True, clip=clip
-        )
-        return plt.imread(io.BytesIO(base64.b64decode(shot["data"])))[:, :, :3]
-
-    def close(self) -> None:
-        self.socket.close()
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 def blank(pixels, chart: dict) -> bool:
@@ -535,10 +435,7 @@ def blank(pixels, chart: dict) -> bool:
     return area.size == 0 or chart["h"] < 100 or inked < 0.01 or area.std() < 0.03
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="no chromium to load the page (apt-get install chromium; .ci/run installs it)",
-)
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_a_real_browser_draws_every_chart(history, tmp_path):
     _, page = history
     path, doctored = tmp_path / "index.html", tmp_path / "doctored.html"

@@ -157,6 +157,7 @@ def test_failed_rendering_leaves_no_partial_output(tmp_path, monkeypatch):
         output_dir=tmp_path / "output",
         log_dir=tmp_path / "logs",
         metrics_log_path=tmp_path / "metrics.jsonl",
+        cache_dir=tmp_path / "cache",
     )
     code = service.run_service("forecaster_7d", 7, settings)
     assert code == 1

@@ -18,6 +18,7 @@ from ..marketdata.clean import MarketData
 from . import gate
 from .calibration import CALIBRATIONS
 from .combiner import COMBINERS, Combination
+from .member_cache import Counts
 from .members.base import Member
 from .runner import FitCache, MemberOutcome, run_members
 from .validation import validation_set
@@ -33,6 +34,10 @@ class EnsembleForecast:
     calibration: object  # what CALIBRATIONS' fit returns: apply() and info()
     validation_origins: int
     fallback: str | None = None  # why the random walk's forecast replaced the ensemble's
+
+    def cached(self) -> Counts:
+        """What the member cache held for this forecast's members."""
+        return sum((m.cached for m in self.members.values()), Counts())
 
     @property
     def degraded(self) -> bool:
@@ -62,7 +67,8 @@ def forecast(
 ) -> EnsembleForecast:
     """`stoppable`: members that fit models run in child processes killed at their timeout,
     beside Chronos if it is on (a service run); off, one after another in threads whose fits
-    stay in `cache` (a backtest; engine.runner)."""
+    stay in `cache` (a backtest; engine.runner). `cache` also holds the member cache on disk,
+    if any: paths found there are not computed again."""
     with threadpool_limits(limits=1):  # small matrices: nothing is lost, and reproducible
         validation = validation_set(data, params)
         step_dates = future_step_dates(data.as_of, params.days)

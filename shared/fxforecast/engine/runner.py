@@ -1,34 +1,43 @@
 """Running members: each fits, forecasts the validation origins and the as-of date with a
-timeout; fits and paths are kept in a FitCache; any failure becomes a reason.
+timeout; fits and paths are kept in a FitCache (in memory, over the member cache on disk);
+any failure becomes a reason.
 
 Where a member runs is the caller's one switch, `stoppable`. A service run sets it: a member that
 fits models then runs in a forked child process that is killed at the timeout, so an abandoned
 member stops using the CPU and the members after it get the machine to themselves (a thread
 cannot be stopped: an abandoned ARIMA search kept a core busy and the next members timed out
-too). Its fits die with the child, which a single run does not miss. A backtest leaves it off:
-members run in daemon threads of its process, so the FitCache keeps their fits for the next
-origins. A member whose state must stay in the run's process (Chronos: its loaded model and
+too). The child writes what it computed to the member cache on disk itself (its own
+connection, opened after the fork) and sends its paths and cache counts back through the pipe;
+its in-memory fits die with it, which a single run does not miss. A backtest leaves it off:
+members run in daemon threads of its process, so the FitCache keeps their fits in memory for the
+next origins. A member whose state must stay in the run's process (Chronos: its loaded model and
 figures) always runs in a thread.
 
-A service run with both kinds (Chronos on) uses the machine's second core: the members that fit
-models run one after another in one forked "group" process, each still in its own child killed at
-its timeout, while the resident members run in the run's process at the same time (run_members).
+A service run uses the machine's second core too. With both kinds (Chronos on), the members that
+fit models run one after another in one forked "group" process, each still in its own child
+killed at its timeout, while the resident members run in the run's process at the same time.
+With only members that fit models (Chronos off, the default), their children run side by side,
+one per core, the next starting as one ends (run_members). Each computes alone on one thread, so
+where it runs changes no digit.
 """
 
 import ctypes
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import cached_property, partial
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from ..horizons import refit_anchor
+from .member_cache import Counts, MemberCache, RowDigests, Session, entry_key, member_identity
 from .members.base import Fitted, InvalidForecast, Member
 from .validation import Validation
 
@@ -44,11 +53,18 @@ class MemberOutcome:
     name: str
     status: MemberStatus
     reason: str | None = None
-    score: float | None = None
     weight: float = 0.0
     seconds: float = 0.0
     forecast: np.ndarray | None = None  # (steps, LEVELS) at the as-of date
     validation: list[np.ndarray] = field(default_factory=list)
+    cached: Counts = field(default_factory=Counts)  # what the member cache held for it
+    scored_on: Validation | None = field(default=None, repr=False)
+
+    @cached_property
+    def score(self) -> float | None:
+        """Mean pinball loss over the validation origins, computed when first asked (a service
+        run's metrics line asks; a backtest never does: 400 losses per member and origin)."""
+        return None if self.scored_on is None else self.scored_on.score(self.validation)
 
     def summary(self) -> dict:
         return {
@@ -61,52 +77,115 @@ class MemberOutcome:
 
 
 class FitCache:
-    """Fits by (member, horizon, refit anchor) and validation paths by (member, horizon,
-    origin): a backtest's consecutive origins share most of them, so each is computed once."""
+    """Fits and forecast paths for one run or one backtest block, in memory, over the member
+    cache on disk when there is one (engine.member_cache): a backtest's consecutive origins
+    share most of them, and so do consecutive weeks' runs. Entries are found by the member
+    cache's keys, so a path is reused only where the rows it read are the same."""
 
-    def __init__(self):
-        self._fits: dict[tuple, Fitted] = {}
-        self._paths: dict[tuple, np.ndarray] = {}
+    def __init__(self, store: MemberCache | None = None):
+        self.store = store
+        self.fits: dict[str, Fitted] = {}  # by the member cache's key
+        self.paths: dict[str, np.ndarray] = {}
+        self._digests: RowDigests | None = None
 
-    def fitted(self, member: Member, days: int, anchor: pd.Timestamp, frame) -> Fitted:
-        key = (member.name, days, anchor)
-        if key not in self._fits:
-            self._fits[key] = member.fit(frame.loc[:anchor])
-        return self._fits[key]
+    def digests(self, frame: pd.DataFrame) -> RowDigests:
+        """The frame's row digests, computed once per frame (a backtest origin's, a run's)."""
+        if self._digests is None or self._digests.frame is not frame:
+            self._digests = RowDigests(frame)
+        return self._digests
 
-    def has_path(self, member: Member, days: int, origin: pd.Timestamp) -> bool:
-        return (member.name, days, origin) in self._paths
 
-    def path(self, member: Member, days: int, origin: pd.Timestamp) -> np.ndarray:
-        return self._paths[(member.name, days, origin)]
+class _MemberEntries:
+    """One member's paths and fits during one run: the FitCache's memory first, then the disk
+    (unless the member is not storable), else computed by the caller and kept in both."""
 
-    def keep_path(self, member: Member, days: int, origin: pd.Timestamp, path) -> None:
-        self._paths[(member.name, days, origin)] = path
+    def __init__(self, cache: FitCache, member: Member, frame: pd.DataFrame):
+        self.cache = cache
+        self.member = member
+        self.frame = frame
+        self.identity = member_identity(member)
+        self.session = Session(cache.store if member.storable else None)
+
+    def _key(self, kind, anchor, origin, steps, digest) -> str:
+        return entry_key(self.identity, kind, anchor, origin, steps, digest)
+
+    def _path_keys(self, items: list[tuple]) -> dict[tuple, str]:
+        """Each (anchor, origin, steps)'s key, the data part from the rows up to the origin."""
+        digests = self.cache.digests(self.frame).of([origin for _, origin, _ in items])
+        # A zero-shot member learns nothing from its fit: its path depends on the origin only.
+        return {
+            (anchor, origin, steps): self._key(
+                "path", None if self.member.zero_shot else anchor, origin, steps, digests[origin]
+            )
+            for anchor, origin, steps in items
+        }
+
+    def paths(self, wanted: list[tuple]) -> dict[tuple, np.ndarray]:
+        """The (anchor, origin, steps) paths kept so far, in memory or on disk."""
+        keys = self._path_keys(wanted)
+        memory = self.cache.paths
+        absent = {key: "path" for key in keys.values() if key not in memory}
+        memory.update(self.session.get(absent))
+        return {item: memory[key] for item, key in keys.items() if key in memory}
+
+    def keep(self, computed: dict[tuple, np.ndarray]) -> None:
+        """Newly computed paths, into memory and (one transaction) onto the disk."""
+        keys = self._path_keys(list(computed))
+        keyed = {keys[item]: path for item, path in computed.items()}
+        self.cache.paths.update(keyed)
+        self.session.put(self.member.name, dict.fromkeys(keyed, "path"), keyed)
+
+    def fitted(self, anchor: pd.Timestamp, store: bool) -> Fitted:
+        """The fit at `anchor` (on rows up to it); a new one goes to disk when `store`."""
+        digest = self.cache.digests(self.frame).of([anchor])[anchor]
+        key = self._key("fit", anchor, None, None, digest)
+        memory = self.cache.fits
+        if key not in memory:
+            memory.update(self.session.get({key: "fit"}))
+        if key not in memory:
+            memory[key] = self.member.fit(self.frame.loc[:anchor])
+            if store:
+                self.session.put(self.member.name, {key: "fit"}, {key: memory[key]})
+        return memory[key]
 
 
 def _member_forecasts(
     member, frame, validation, as_of, n_steps, refit_weeks, final_refit_weeks, cache
 ):
-    """Validation forecasts, grouped by refit anchor, then the final forecast."""
-    days = validation.days
+    """Validation forecasts, the final forecast, and what the member cache held. Paths kept
+    before are reused; the others are computed grouped by refit anchor."""
 
     def anchor_of(origin, weeks):
         # A zero-shot member's one fit serves every origin, so all of them go in one call.
         return as_of if member.zero_shot else refit_anchor(origin, weeks)
 
-    by_anchor: dict[pd.Timestamp, list[int]] = {}
-    for i, origin in enumerate(validation.origins):
-        if not cache.has_path(member, days, origin):
-            by_anchor.setdefault(anchor_of(origin, refit_weeks), []).append(i)
-    for anchor, todo in by_anchor.items():
-        paths = cache.fitted(member, days, anchor, frame).forecast(
-            frame, [validation.origins[i] for i in todo], [validation.steps[i] for i in todo]
-        )
-        for i, path in zip(todo, paths, strict=True):
-            cache.keep_path(member, days, validation.origins[i], path)
-    validation_paths = [cache.path(member, days, origin) for origin in validation.origins]
-    final_fit = cache.fitted(member, days, anchor_of(as_of, final_refit_weeks), frame)
-    return validation_paths, final_fit.forecast(frame, [as_of], [n_steps])[0]
+    wanted = [
+        (anchor_of(origin, refit_weeks), origin, steps)
+        for origin, steps in zip(validation.origins, validation.steps, strict=True)
+    ]
+    wanted.append((anchor_of(as_of, final_refit_weeks), as_of, n_steps))
+    # Next week's run will ask for the newest validation anchor's fit again (unless the grid
+    # moves); older anchors' paths are all kept, so their fits are not needed again.
+    newest = wanted[-2][0]
+    entries = _MemberEntries(cache, member, frame)
+    try:
+        paths = entries.paths(wanted)
+        by_anchor: dict[pd.Timestamp, list[tuple]] = {}
+        for item in wanted[:-1]:
+            if item not in paths:
+                by_anchor.setdefault(item[0], []).append(item)
+        calls = list(by_anchor.items())
+        if wanted[-1] not in paths:  # in a call of its own, as a zero-shot member's batch matters
+            calls.append((wanted[-1][0], wanted[-1:]))
+        for anchor, todo in calls:
+            computed = entries.fitted(anchor, store=anchor == newest).forecast(
+                frame, [origin for _, origin, _ in todo], [steps for _, _, steps in todo]
+            )
+            paths.update(zip(todo, computed, strict=True))
+            entries.keep(dict(zip(todo, computed, strict=True)))
+    finally:
+        entries.session.close()
+    return [paths[item] for item in wanted[:-1]], paths[wanted[-1]], entries.session.counts
 
 
 def run_member(
@@ -132,21 +211,25 @@ def run_member(
     started = time.perf_counter()
     run = _in_process if stoppable and member.own_process else _in_thread
     state, value = run(work, timeout_s)
-    seconds = time.perf_counter() - started
+    return _outcome(member, validation, timeout_s, state, value, time.perf_counter() - started)
+
+
+def _outcome(member, validation, timeout_s, state, value, seconds) -> MemberOutcome:
     if state == "timed out":
         return MemberOutcome(
             member.name, "failed", f"timed out after {timeout_s:g} s", seconds=seconds
         )
     if state == "failed":
         return MemberOutcome(member.name, "failed", value, seconds=seconds)
-    validation_paths, final = value
+    validation_paths, final, cached = value
     return MemberOutcome(
         member.name,
         "ok",
-        score=validation.score(validation_paths),
         seconds=seconds,
         forecast=final,
         validation=validation_paths,
+        cached=cached,
+        scored_on=validation,
     )
 
 
@@ -163,8 +246,8 @@ def run_members(
     stoppable: bool = False,
 ) -> dict[str, MemberOutcome]:
     """Every member's outcome, by name in the members' order. One after another, except in a
-    service run (`stoppable`) where some members fit in child processes and some stay in this
-    process: the former then run in one group process while the latter run here."""
+    service run (`stoppable`): members that fit in child processes run side by side, one per
+    core; where some stay in this process, the others run in one group process beside them."""
 
     def run(member):
         return run_member(
@@ -182,6 +265,27 @@ def run_members(
 
     grouped = [member for member in members if stoppable and member.own_process]
     resident = [member for member in members if not (stoppable and member.own_process)]
+    lanes = len(os.sched_getaffinity(0))
+    if len(grouped) > 1 and not resident and lanes > 1:
+        work = {
+            member.name: partial(
+                _member_forecasts,
+                member,
+                frame,
+                validation,
+                as_of,
+                n_steps,
+                refit_weeks,
+                final_refit_weeks,
+                cache,
+            )
+            for member in members
+        }
+        ran = _side_by_side(work, timeout_s, lanes)
+        return {
+            member.name: _outcome(member, validation, timeout_s, *ran[member.name])
+            for member in members
+        }
     if not grouped or not resident:
         return {member.name: run(member) for member in members}
     budget = timeout_s * len(grouped) + _GROUP_MARGIN_S
@@ -216,6 +320,34 @@ def run_members(
     return {member.name: ran[member.name] for member in members}
 
 
+def _side_by_side(work: dict, timeout_s: float, lanes: int) -> dict[str, tuple]:
+    """Each named work in its own child process, as many at once as there are `lanes` (cores),
+    in order as lanes free up; each killed at its timeout. (state, value, seconds) by name."""
+    waiting = list(work)
+    running: dict[str, tuple[_Child, float]] = {}
+    done = {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < lanes:
+                name = waiting.pop(0)
+                running[name] = (_Child(work[name], daemon=True), time.perf_counter())
+            first_deadline = min(started + timeout_s for _, started in running.values())
+            multiprocessing.connection.wait(
+                [child.receiver for child, _ in running.values()],
+                max(first_deadline - time.perf_counter(), 0),
+            )
+            for name, (child, started) in list(running.items()):
+                elapsed = time.perf_counter() - started
+                if child.receiver.poll() or elapsed >= timeout_s:
+                    done[name] = (*child.result(0), elapsed)
+                    child.stop()
+                    del running[name]
+    finally:
+        for child, _ in running.values():
+            child.stop()
+    return done
+
+
 def _in_thread(work, timeout_s):
     """("ok", value), ("failed", reason) or ("timed out", None) from a daemon thread: a member
     that hangs is abandoned, and cannot keep the process alive."""
@@ -247,7 +379,7 @@ class _Child:
     non-daemonic child may start children of its own (the group's members)."""
 
     def __init__(self, work, daemon: bool):
-        self._receive, send = _FORK.Pipe(duplex=False)
+        self.receiver, send = _FORK.Pipe(duplex=False)
         parent = os.getpid()
 
         def child():
@@ -268,17 +400,17 @@ class _Child:
 
     def result(self, timeout_s: float):
         """("ok", value), ("failed", reason) or ("timed out", None) within `timeout_s`."""
-        if not self._receive.poll(max(timeout_s, 0)):
+        if not self.receiver.poll(max(timeout_s, 0)):
             return "timed out", None
         try:
-            return self._receive.recv()
+            return self.receiver.recv()
         except EOFError:  # killed (e.g. out of memory) before it answered
             self._process.join()
             return "failed", f"its process ended with exit code {self._process.exitcode}"
 
     def stop(self) -> None:
         """Kill the child if it still runs, and reap it."""
-        self._receive.close()
+        self.receiver.close()
         if self._process.is_alive():
             self._process.kill()
         self._process.join()

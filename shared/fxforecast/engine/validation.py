@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..horizons import HorizonParams, history_step_slice, refit_anchor
+from ..horizons import HorizonParams, refit_anchor
 from ..marketdata.clean import MarketData
 from ..quantiles import pinball
 
@@ -53,27 +53,33 @@ def tail(path: np.ndarray) -> np.ndarray:
 
 def validation_set(data: MarketData, params: HorizonParams) -> Validation:
     """Weekly origins in time order whose H-day path ends by the as-of; too few is an error."""
-    # Positions in the sorted index by binary search: up to 400 origins per run.
+    # Positions in the sorted index by binary search, every candidate week's at once: up to 400
+    # origins per run, and a backtest builds a set for each of its origins.
     index = data.frame.index
     filled = data.filled_close().to_numpy()
     closes = data.closes()
     latest = data.as_of - pd.Timedelta(days=params.days)
+    weeks = latest - pd.to_timedelta(np.arange(params.validation_origins) * 7, unit="D")
+    positions = index.searchsorted(weeks, side="right") - 1
+    candidates = index[np.maximum(positions, 0)]
+    anchors = pd.DatetimeIndex([refit_anchor(o, params.refit_weeks) for o in candidates])
+    fit_rows = closes.index.searchsorted(anchors, side="right")
+    starts = index.searchsorted(candidates, side="right")
+    ends = index.searchsorted(candidates + pd.Timedelta(days=params.days), side="right")
     origins, steps, actuals, last_closes = [], [], [], []
+    seen = set()
     skipped = 0
-    for k in range(params.validation_origins):
-        at = index.searchsorted(latest - pd.Timedelta(weeks=k), side="right") - 1
-        if at < 0:
+    for k, at in enumerate(positions):
+        if at < 0 or fit_rows[k] < MIN_FIT_OBS:
             break
-        origin = index[at]
-        anchor = refit_anchor(origin, params.refit_weeks)
-        if closes.index.searchsorted(anchor, side="right") < MIN_FIT_OBS:
-            break
-        actual = filled[history_step_slice(index, origin, params.days)]
+        origin = candidates[k]
+        actual = filled[starts[k] : ends[k]]
         # A gap in the data can leave an origin without a realised path (or repeat the origin
         # of the week before): it cannot score anything.
-        if origin in origins or actual.size == 0 or not np.all(np.isfinite(actual)):
+        if origin in seen or actual.size == 0 or not np.all(np.isfinite(actual)):
             skipped += 1
             continue
+        seen.add(origin)
         origins.append(origin)
         steps.append(len(actual))
         actuals.append(actual)

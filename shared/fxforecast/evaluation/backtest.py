@@ -10,7 +10,7 @@ computed once and reused by the origins sharing them.
 import hashlib
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +18,7 @@ from joblib import delayed
 from tqdm import tqdm
 
 from ..engine import ensemble
+from ..engine.member_cache import Counts, member_cache
 from ..engine.members import configured_members
 from ..engine.runner import FitCache
 from ..errors import ConfigError
@@ -53,7 +54,7 @@ def weekly_origins(index: pd.DatetimeIndex, start, end) -> list[pd.Timestamp]:
     return list(weeks)
 
 
-def _origin_rows(raw, settings, params, origin, final_refit_weeks, cache, members):
+def _origin_rows(raw, settings, params, origin, final_refit_weeks, cache, members, cached):
     data = clean(raw, origin)
     result = ensemble.forecast(
         data,
@@ -65,6 +66,7 @@ def _origin_rows(raw, settings, params, origin, final_refit_weeks, cache, member
         settings.combiner,
         settings.calibration,
     )
+    cached.append(result.cached())
     dates = history_step_dates(raw.market.index, origin, params.days)
     steps = len(dates)
     paths = {"ensemble": result.quantiles}
@@ -83,15 +85,20 @@ def _origin_rows(raw, settings, params, origin, final_refit_weeks, cache, member
     return rows
 
 
-def run_block(raw: RawData, settings: Settings, days: int, origins, final_refit_weeks: int):
-    """Forecasts of consecutive origins for one horizon, sharing one fit/validation cache."""
+def run_block(
+    raw: RawData, settings: Settings, days: int, origins, final_refit_weeks: int
+) -> tuple[pd.DataFrame, Counts]:
+    """Forecasts of consecutive origins for one horizon, sharing one fit/validation cache (over
+    the member cache on disk, if any), and what that held."""
     params = horizon_params(days)
     members = configured_members(settings, params)
-    cache = FitCache()
-    rows = []
+    cache = FitCache(member_cache(settings))
+    rows, cached = [], []
     for origin in origins:
-        rows.extend(_origin_rows(raw, settings, params, origin, final_refit_weeks, cache, members))
-    return pd.DataFrame(rows)
+        rows.extend(
+            _origin_rows(raw, settings, params, origin, final_refit_weeks, cache, members, cached)
+        )
+    return pd.DataFrame(rows), sum(cached, Counts())
 
 
 def fingerprint(raw: RawData, settings: Settings, spec: BacktestSpec) -> str:
@@ -138,13 +145,19 @@ def run_backtest(
     progress: bool = True,
     scheduler: str | None = None,
 ) -> pd.DataFrame:
-    """`scheduler`: a Dask scheduler's address to run the blocks on instead of `jobs` processes."""
+    """`scheduler`: a Dask scheduler's address to run the blocks on instead of `jobs` processes.
+    Local processes share the member cache (CACHE_DIR); Dask workers, maybe on other machines,
+    compute without it."""
     blocks = plan(raw, spec)
     if not blocks:
         raise ConfigError(
             f"no weekly origin between {spec.start} and {spec.end} has its target "
             "inside the data; widen --start/--end"
         )
+    store = None if scheduler else member_cache(settings)
+    # Absolute, so that every process finds the same folder; None on Dask.
+    settings = replace(settings, cache_dir=None if store is None else store.folder.resolve())
+    cached = Counts()
     with block_runner(jobs, scheduler, settings.enable_chronos, raw) as parallel:
         parts = out / ".parts"
         expected = fingerprint(raw, settings, spec)
@@ -164,10 +177,15 @@ def run_backtest(
             disable=not progress,
         )
         tasks = (delayed(run_block_task)(raw, settings, d, o, spec.refit_weeks) for d, o in todo)
-        for days, origins, frame in parallel(tasks):
+        for days, origins, frame, counts in parallel(tasks):
             save_part(parts, days, origins, frame)
+            cached += counts
             bar.update(len(origins))
         bar.close()
+    if store is not None:
+        store.record_run(f"backtest {spec.start} to {spec.end}", cached)
+        if progress:
+            print(f"member cache {store.folder}: {cached.hits} hits, {cached.misses} misses")
 
     forecasts = pd.concat([pd.read_csv(_part_path(parts, d, o)) for d, o in blocks])
     actual = clean(raw).filled_close()
@@ -191,7 +209,7 @@ def run_backtest(
 
 def run_block_task(raw, settings, days, origins, refit_weeks):
     """One block wherever it runs; the frame comes back to the client, which saves it."""
-    return days, origins, run_block(raw, settings, days, origins, refit_weeks)
+    return days, origins, *run_block(raw, settings, days, origins, refit_weeks)
 
 
 def save_part(parts: Path, days: int, origins, frame: pd.DataFrame) -> None:

@@ -17,10 +17,11 @@ from pathlib import Path
 from joblib import Parallel, parallel_config
 
 from .. import __version__
+from ..engine.member_cache import NUMERIC_LIBRARIES
 from ..errors import ConfigError, FxError
 
-# Libraries whose versions can change a digit of forecasts.csv; Chronos' only when it is on.
-NUMERIC_LIBRARIES = ("numpy", "pandas", "scipy", "statsmodels", "arch", "scikit-learn")
+# Libraries whose versions can change a digit of forecasts.csv (NUMERIC_LIBRARIES); Chronos' only
+# when it is on.
 CHRONOS_LIBRARIES = ("torch", "transformers", "chronos-forecasting")
 WORKER_WAIT_S = 60
 INSTALL_HINT = "run `make install` from the same checkout on the client and every worker"

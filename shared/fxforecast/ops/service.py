@@ -11,14 +11,16 @@ import pandas as pd
 
 from .. import __version__
 from ..engine import ensemble, gate
+from ..engine.member_cache import member_cache
 from ..engine.members import configured_members
+from ..engine.runner import FitCache
 from ..errors import FxError
 from ..fsio import fix_for, locked, remove_staging, write_set
 from ..horizons import horizon_params
 from ..marketdata import load_for_run
 from ..marketdata.clean import clean
 from ..memory import available_mb, peak_rss_mb
-from ..quantiles import QUANTILE_COLUMNS
+from ..quantiles import QUANTILE_COLUMNS, chance_above, chance_text
 from ..settings import Settings
 from .interrupt import Interrupted, stop_on_signals
 from .outputs import check_not_older, render, steps_table
@@ -47,8 +49,12 @@ def service_lock(lock_path: Path, log):
         yield
 
 
-def _payload(service, days, result, status, data, warnings) -> tuple[dict, pd.DataFrame]:
+def _payload(service, days, result, status, data, warnings, rates) -> tuple[dict, pd.DataFrame]:
     table = steps_table(result.step_dates, result.quantiles)
+    steps = [
+        {"date": row["date"], **{c: round(float(row[c]), 4) for c in QUANTILE_COLUMNS}}
+        for _, row in table.iterrows()
+    ]
     payload = {
         "service": service,
         "as_of": str(result.as_of.date()),
@@ -57,10 +63,9 @@ def _payload(service, days, result, status, data, warnings) -> tuple[dict, pd.Da
         "status": status,
         "unit": "CLP per USD",
         "last_close": round(float(data.closes().iloc[-1]), 4),
-        "steps": [
-            {"date": row["date"], **{c: round(float(row[c]), 4) for c in QUANTILE_COLUMNS}}
-            for _, row in table.iterrows()
-        ],
+        "steps": steps,
+        # For the target date, off the quantiles as published (RATE_THRESHOLDS).
+        "thresholds": [chance_above(steps[-1], rate) for rate in rates],
         "weights": {n: round(m.weight, 4) for n, m in result.members.items() if m.weight > 0},
         "members": {n: {"status": m.status, "reason": m.reason} for n, m in result.members.items()},
         "calibration": result.calibration.info(),
@@ -175,7 +180,8 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
         log.warning("gaps in the data", gaps=len(data.report.gaps), newest=newest)
     if stale:
         warnings.append(_stale_warning(record["as_of"], age_days, settings))
-        log.warning("stale data", last_date=record["as_of"], age_days=age_days)
+        # The whole warning, so that the console says what to do too.
+        log.warning(warnings[-1], last_date=record["as_of"], age_days=age_days)
     record["warnings"] = warnings
     log.info(
         "data loaded",
@@ -186,12 +192,14 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
     )
 
     members = configured_members(settings, params)
+    store = member_cache(settings)
     try:
         result = ensemble.forecast(
             data,
             params,
             members,
             settings.member_timeout_s,
+            cache=FitCache(store),
             combiner=settings.combiner,
             calibration=settings.calibration,
             stoppable=True,
@@ -199,6 +207,10 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
     finally:
         for member, _ in members:
             member.release()
+    if store is not None:
+        cached = result.cached()
+        store.record_run(f"{service} as of {record['as_of']}", cached)
+        record["cache"] = {"dir": str(store.folder), **cached.as_dict()}
     for member, _ in members:
         if info := member.info(result.members[member.name]):
             record[member.name] = info
@@ -209,7 +221,9 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
     if result.fallback:
         warnings.append(result.fallback)
         log.warning("random walk published", reason=result.fallback)
-    payload, table = _payload(service, days, result, status, data, warnings)
+    payload, table = _payload(
+        service, days, result, status, data, warnings, settings.rate_thresholds
+    )
     # The last gate, on exactly what would be published (rounded as written).
     published = [[step[c] for c in QUANTILE_COLUMNS] for step in payload["steps"]]
     found = gate.check(published, pd.DatetimeIndex(table["date"]), result.as_of, days)
@@ -232,6 +246,7 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
         target_date=payload["target_date"],
         members={n: m.summary() for n, m in result.members.items()},
         forecast={c: target[c] for c in QUANTILE_COLUMNS},
+        thresholds=payload["thresholds"],
         combiner=settings.combiner,
         calibration=result.calibration.info(),
         **result.combination.info(),
@@ -249,6 +264,11 @@ def _forecast(service, days, settings, as_of, log, record, loaded) -> int:
         f"{target['q0.5']:.1f}, 80% [{target['q0.1']:.1f}, {target['q0.9']:.1f}], "
         f"95% [{target['q0.025']:.1f}, {target['q0.975']:.1f}]"
     )
+    if payload["thresholds"]:
+        chances = ", ".join(f"{t['rate']:g}: {chance_text(t)}" for t in payload["thresholds"])
+        print(f"chance USD/CLP ends above each rate on {payload['target_date']}: {chances}")
+    for warning in warnings:
+        print(f"warning: {warning}")
     print(f"forecast: {files['forecast.json']}")
     print(f"chart:    {files['fan_chart.png']}")
     return 0

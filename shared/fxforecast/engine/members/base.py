@@ -53,6 +53,8 @@ class Member(ABC):
     zero_shot = False  # True: learns nothing from history, so one fit serves every origin
     # True: in a service run, fitted in a child process killed at the timeout (engine.runner).
     own_process = True
+    # True: its paths and fits may be kept in the member cache on disk (engine.member_cache).
+    storable = True
 
     @abstractmethod
     def fit(self, frame: pd.DataFrame) -> Fitted:

@@ -108,6 +108,9 @@ class ChronosBolt(Member):
     name = "chronos"
     zero_shot = True
     own_process = False  # its loaded model and figures must stay in the run's process
+    # Not on disk: a context's quantiles can differ in the last digit with the batch it was
+    # predicted in, and a warm run must equal a cold one byte for byte.
+    storable = False
     model: str  # a Hugging Face id or a folder (CHRONOS_MODEL)
     min_available_mb: int  # skip below this much available memory
     context_length: int  # business days of history given to the model

@@ -32,6 +32,8 @@ th{background:#f3f3f3}td.text,th.text{text-align:left}
 .alert{color:#b00020;font-weight:600}.warn{color:#b35900;font-weight:600}.note{color:#555}
 .swatch{display:inline-block;width:.8em;height:.8em;margin-right:4px;border-radius:2px}
 nav a{margin-right:12px}
+.beside{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
+.beside figure{flex:3 1 480px;min-width:0}.beside .side{flex:1 1 220px;min-width:0}
 @media (max-width:600px){body{padding:0 6px}table{font-size:.8em}}
 """
 

@@ -6,7 +6,7 @@ import html
 import numpy as np
 import pandas as pd
 
-from ...quantiles import QUANTILE_COLUMNS
+from ...quantiles import QUANTILE_COLUMNS, chance_text
 from ...settings import Settings
 from ..status import SUCCESS, data_texts
 from .charts import (
@@ -119,13 +119,36 @@ def _latest(runs: list[dict], health: dict, settings: Settings, colours: dict) -
     )
     if chart.is_file():
         data_uri = base64.b64encode(chart.read_bytes()).decode()
-        parts.append(
+        figure = (
             f'<figure><img class="chart" alt="fan chart of the latest forecast" '
             f'src="data:image/png;base64,{data_uri}"></figure>'
         )
     else:
-        parts.append(f'<p class="note">No fan chart at {html.escape(str(chart))}.</p>')
+        figure = f'<p class="note">No fan chart at {html.escape(str(chart))}.</p>'
+    side = _thresholds(last_good)
+    parts.append(f'<div class="beside">{figure}<div class="side">{side}</div></div>')
     return "".join(parts)
+
+
+def _thresholds(run: dict) -> str:
+    """The chance of ending above each RATE_THRESHOLDS rate on the target date, as the run
+    read it off its published quantiles (entries not shaped as a run writes them are left out)."""
+    entries = [
+        t
+        for t in run.get("thresholds") or []
+        if isinstance(t, dict)
+        and isinstance(t.get("rate"), int | float)
+        and isinstance(t.get("p_above"), int | float)
+        and t.get("bound") in (None, "at most", "at least")
+    ]
+    if not entries:
+        return (
+            '<p class="note">No RATE_THRESHOLDS set for this service: give rates in its .env '
+            "for the chance that USD/CLP ends above each of them.</p>"
+        )
+    rows = [[f"{t['rate']:,g}", chance_text(t)] for t in entries]
+    header = ["rate (CLP per USD)", f"chance USD/CLP ends above it on {run.get('target_date')}"]
+    return _table(header, rows, text_columns=0)
 
 
 def _accuracy(name: str, accuracy: dict | None, scored: pd.DataFrame) -> str:

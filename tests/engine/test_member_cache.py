@@ -1,0 +1,202 @@
+"""The member cache (engine/member_cache.py): its key follows exactly the rows a member may read,
+a warm run equals a cold one, entries that are corrupt are recomputed, the size is bounded, and
+the file survives runs writing at once."""
+
+import hashlib
+import logging
+import pickle
+import sqlite3
+import zlib
+from contextlib import closing
+
+import numpy as np
+import pandas as pd
+from fxforecast.engine import ensemble
+from fxforecast.engine.member_cache import (
+    MemberCache,
+    RowDigests,
+    Session,
+    _own_imports,
+    entry_key,
+)
+from fxforecast.engine.members import configured_members
+from fxforecast.engine.members.forest import RandomForest
+from fxforecast.engine.members.random_walk import RandomWalk
+from fxforecast.engine.members.var import VectorAutoregression
+from fxforecast.engine.runner import FitCache
+from fxforecast.engine.validation import validation_set
+from fxforecast.horizons import horizon_params
+from fxforecast.marketdata.clean import clean
+from fxforecast.settings import Settings
+
+AS_OF = pd.Timestamp("2023-06-30")
+PARAMS = horizon_params(7)
+# Fast members with a fit that learns (VAR) and one that does not (the walk).
+MEMBERS = [(RandomWalk(), True), (VectorAutoregression(lookback=750, max_lags=5), True)]
+
+
+def revised(raw, date, column="USDCLP", factor=1.002):
+    """The raw data with one value changed a little (not enough to be a bad tick)."""
+    market = raw.market.copy()
+    market.loc[date, column] = market.loc[date, column] * factor
+    return type(raw)(market, raw.rates, raw.source)
+
+
+def forecast(raw, store, members=MEMBERS, as_of=AS_OF):
+    return ensemble.forecast(clean(raw, as_of), PARAMS, members, 120, cache=FitCache(store))
+
+
+def entries(store) -> dict[str, str]:
+    """Every stored key and its value's digest."""
+    with closing(sqlite3.connect(store.path)) as connection:
+        return dict(connection.execute("SELECT key, digest FROM entries").fetchall())
+
+
+def test_a_row_revised_before_an_origin_changes_its_key_and_one_after_does_not(raw):
+    origin = pd.Timestamp("2022-03-04")
+    before = pd.Timestamp("2022-03-01")
+
+    def key(data, at=origin):
+        digest = RowDigests(data.frame).of([at])[at]
+        return entry_key("member", "path", pd.Timestamp("2022-01-07"), at, 5, digest)
+
+    first = clean(raw, "2022-06-30")
+    assert key(clean(raw, "2024-11-29")) == key(first)  # rows appended after the origin
+    assert key(clean(revised(raw, "2022-03-08"), "2022-06-30")) == key(first)  # revised after
+    assert key(clean(revised(raw, before), "2022-06-30")) != key(first)
+    assert key(clean(revised(raw, before, "Copper"), "2022-06-30")) != key(first)  # any column
+    # A close that is now missing (NaNs are part of the rows too)...
+    missing = raw.market.copy()
+    missing.loc[before, "USDCLP"] = np.nan
+    assert key(clean(type(raw)(missing, raw.rates, raw.source), "2022-06-30")) != key(first)
+    # ... and every NaN is the same NaN, whatever its bits (an operation can flip its sign).
+    flipped = first.frame.copy()
+    assert flipped["usdclp"].loc[:origin].isna().any()
+    flipped["usdclp"] = np.where(flipped["usdclp"].isna(), -np.nan, flipped["usdclp"])
+    assert np.signbit(flipped["usdclp"].to_numpy()).any()
+    assert key(type(first)(flipped, first.report, first.source)) == key(first)
+    # The rows before the revised one keep their key.
+    earlier = pd.Timestamp("2022-02-25")
+    assert key(clean(revised(raw, before), "2022-06-30"), earlier) == key(first, earlier)
+
+
+def test_cached_paths_follow_the_rows_they_read(raw, tmp_path):
+    """Leakage through the cache: rows after the as-of date, changed wildly, change no stored
+    entry nor any key (every path is found again); a row revised between the two newest
+    validation origins makes exactly what read it be computed again, as a cold run would."""
+    store = MemberCache(tmp_path, 10**9)
+    cold = forecast(raw, store)
+    stored = entries(store)
+
+    market = raw.market.copy()
+    later = market.index > AS_OF
+    market.loc[later, ["USDCLP", "Copper", "DXY"]] *= 1.7
+    again = forecast(type(raw)(market, raw.rates, raw.source), store)
+    assert again.cached().misses == 0 and again.cached().hits == 2 * (PARAMS.validation_origins + 1)
+    assert entries(store) == stored
+    assert again.quantiles.tobytes() == cold.quantiles.tobytes()
+
+    origins = validation_set(clean(raw, AS_OF), PARAMS).origins
+    between = clean(raw, AS_OF).frame.index[clean(raw, AS_OF).frame.index < origins[-1]][-1]
+    assert between > origins[-2]
+    changed = revised(raw, between)
+    warm = forecast(changed, store)
+    # Per member: the newest validation path, the final path and the final fit read that row;
+    # the newest anchor's fit (before it) is found, as are the 77 older paths.
+    assert warm.cached().misses == 2 * 3
+    assert warm.cached().hits == 2 * (PARAMS.validation_origins - 1 + 1)
+    assert warm.quantiles.tobytes() == forecast(changed, None).quantiles.tobytes()
+
+
+def test_a_changed_member_recomputes_only_itself(raw, tmp_path):
+    store = MemberCache(tmp_path, 10**9)
+    forest = RandomForest(lookback=750, trees=20, steps=5)
+    forecast(raw, store, [*MEMBERS, (forest, True)])
+    result = forecast(raw, store, [*MEMBERS, (RandomForest(lookback=750, trees=10, steps=5), True)])
+    cached = {name: m.cached for name, m in result.members.items()}
+    assert cached["random_walk"].misses == cached["var"].misses == 0
+    assert cached["random_forest"].hits == 0 and cached["random_forest"].misses > 0
+
+
+def test_a_member_key_holds_its_own_code_not_the_combination_or_calibration():
+    """A new combiner or calibration (or runner) reuses every member path; a member's own module
+    and what it imports (the contract in base.py, the levels) are in its key."""
+    for member, _ in configured_members(Settings(), PARAMS):
+        module = type(member).__module__
+        code = _own_imports(module)
+        assert {module, "fxforecast.engine.members.base", "fxforecast.quantiles"} <= code
+        assert not code & {
+            "fxforecast.engine.calibration",
+            "fxforecast.engine.combiner",
+            "fxforecast.engine.ensemble",
+            "fxforecast.engine.runner",
+            "fxforecast.settings",
+        }
+
+
+def test_a_corrupt_or_truncated_entry_is_recomputed_and_logged(raw, tmp_path, caplog):
+    store = MemberCache(tmp_path, 10**9)
+    cold = forecast(raw, store)
+    with closing(sqlite3.connect(store.path)) as connection, connection:
+        (truncated, altered) = [
+            key
+            for (key,) in connection.execute(
+                "SELECT key FROM entries WHERE kind = 'path' ORDER BY key LIMIT 2"
+            )
+        ]
+        connection.execute(
+            "UPDATE entries SET value = substr(value, 1, size / 2) WHERE key = ?", (truncated,)
+        )
+        # A well-formed value of other numbers under the old digest: only the digest tells.
+        (value,) = connection.execute(
+            "SELECT value FROM entries WHERE key = ?", (altered,)
+        ).fetchone()
+        other = zlib.compress(pickle.dumps(pickle.loads(zlib.decompress(value)) * 1.01))
+        connection.execute("UPDATE entries SET value = ? WHERE key = ?", (other, altered))
+
+    with caplog.at_level(logging.WARNING, logger="fxforecast.engine.member_cache"):
+        warm = forecast(raw, store)
+    assert warm.cached().corrupt == 2
+    assert warm.quantiles.tobytes() == cold.quantiles.tobytes()
+    logged = [r.getMessage() for r in caplog.records if "corrupt" in r.getMessage()]
+    assert len(logged) == 2 and any(truncated in line for line in logged)
+    with closing(sqlite3.connect(store.path)) as connection:  # both stored again, whole
+        for key in (truncated, altered):
+            value, digest = connection.execute(
+                "SELECT value, digest FROM entries WHERE key = ?", (key,)
+            ).fetchone()
+            assert hashlib.sha256(value).hexdigest() == digest
+    assert forecast(raw, store).cached().corrupt == 0
+
+
+def test_a_cache_file_that_is_not_a_database_is_skipped_then_cleared(raw, tmp_path, caplog):
+    store = MemberCache(tmp_path, 10**9)
+    store.path.write_bytes(b"not a database " * 100)
+    with caplog.at_level(logging.WARNING, logger="fxforecast.engine.member_cache"):
+        result = forecast(raw, store)
+    assert result.quantiles.tobytes() == forecast(raw, None).quantiles.tobytes()
+    assert "is unusable: file is not a database" in result.cached().error
+    assert "member cache not used" in caplog.text
+    store.clear()
+    assert forecast(raw, store).cached().error is None
+    assert store.info()["entries"] > 0
+
+
+def test_least_recently_used_entries_are_evicted_past_the_bound(tmp_path):
+    """Four entries of ~8 kB under a 25 kB bound: the one neither written nor read last goes."""
+    values = {name: np.random.default_rng(i).random(1000) for i, name in enumerate("abcd")}
+    size = len(zlib.compress(pickle.dumps(values["a"]), 1))
+    store = MemberCache(tmp_path, int(3.2 * size))
+
+    def session_with(action, name):
+        session = Session(store)
+        if action == "put":
+            session.put("m", {name: "path"}, {name: values[name]})
+        else:
+            assert set(session.get({name: "path"})) == {name}
+        session.close()
+
+    for action, name in [("put", "a"), ("put", "b"), ("put", "c"), ("get", "a"), ("put", "d")]:
+        session_with(action, name)
+    assert set(entries(store)) == {"a", "c", "d"}
+    assert store.info()["bytes"] <= store.max_bytes
