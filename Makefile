@@ -8,7 +8,7 @@ ARGS ?=
 .PHONY: install forecast run-7d run-15d run-30d run-90d test test-fast bench bench-refresh fetch-data lint \
 	clean backtest enable-chronos disable-chronos status chronos-download bench-chronos \
 	report bench-report bench-history bench-backtest docs accuracy-docs docs-examples \
-	mutation
+	mutation width-variants
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -120,3 +120,7 @@ clean:
 backtest: $(STAMP)
 	$(BIN)/fxforecast backtest --horizons 7,15,30,90 --start 2017-01-06 --end 2024-11-29 \
 		--jobs 2 --out $(BACKTEST_DIR) $(ARGS)
+
+# Every interval-width variant tried, each through the full backtest (members from the cache).
+width-variants: $(STAMP)
+	$(BIN)/python -m benchmarks.width_variants $(ARGS)

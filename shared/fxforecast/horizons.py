@@ -17,6 +17,11 @@ class HorizonParams:
     validation_origins: int  # weekly rolling origins used to earn weights and calibrate
     refit_weeks: int  # members are refitted on a fixed grid this many weeks apart
     chronos_context: int  # business days of history given to Chronos-Bolt
+    # The width yardstick (engine/calibration.py): overlapping moves over this many closes, their
+    # EWMA at this decay against their standard deviation over this many moves.
+    yardstick_days: int
+    yardstick_decay: float
+    yardstick_window: int
 
 
 # From 15 days on, weekly H-day paths overlap so much that 1.5-3 years of origins hold only
@@ -25,17 +30,25 @@ class HorizonParams:
 # better over the long run. At 7 days the short window did as well and keeps the run fast.
 VALIDATION_ORIGINS_LONG = 400
 
+# Daily closes partly reverse within days, so daily volatility overstates how far the rate moves
+# over weeks and months: the widths' yardstick is measured on moves of about the horizon's scale,
+# weekly at 7-15 days, monthly at 30-90, its EWMA's half-life a few such moves (23 and 69 days)
+# and its reference a year of them (three at 90 days: 12 independent monthly moves make a noisy
+# reference). Chosen on the 2017-2024 backtest (docs/decisions/regime-conformal.md).
+WEEKLY = (5, 0.97, 250)
+MONTHLY = (21, 0.99, 250)
+
 # The one table (docs/model-card.md, Horizons): configured_members gives each member its named
 # fields from a row.
 HORIZONS: dict[int, HorizonParams] = {
     row[0]: HorizonParams(*row)
     for row in (
         # days lookback arima_max_p,_q var_max_lags rf_trees validation_origins refit_weeks
-        # chronos_context
-        (7, 750, 2, 2, 5, 100, 78, 13, 180),
-        (15, 750, 2, 2, 5, 100, VALIDATION_ORIGINS_LONG, 13, 180),
-        (30, 1000, 2, 2, 5, 100, VALIDATION_ORIGINS_LONG, 26, 90),
-        (90, 1000, 1, 1, 3, 100, VALIDATION_ORIGINS_LONG, 26, 365),
+        # chronos_context yardstick_days,_decay,_window
+        (7, 750, 2, 2, 5, 100, 78, 13, 180, *WEEKLY),
+        (15, 750, 2, 2, 5, 100, VALIDATION_ORIGINS_LONG, 13, 180, *WEEKLY),
+        (30, 1000, 2, 2, 5, 100, VALIDATION_ORIGINS_LONG, 26, 90, *MONTHLY),
+        (90, 1000, 1, 1, 3, 100, VALIDATION_ORIGINS_LONG, 26, 365, MONTHLY[0], MONTHLY[1], 750),
     )
 }
 

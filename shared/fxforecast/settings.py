@@ -54,7 +54,7 @@ KEYS = {f.name.upper(): f for f in fields(Settings)}
 # calibration names (tested).
 CHOICES = {
     "COMBINER": ("greedy", "inverse_loss"),
-    "CALIBRATION": ("regime_conformal", "regime", "split_conformal"),
+    "CALIBRATION": ("regime_conformal", "regime_conformal_daily", "regime", "split_conformal"),
     "CHRONOS_BACKEND": ("auto", "library", "numpy"),
     "CHRONOS_DEVICE": ("auto", "cpu", "cuda"),
 }

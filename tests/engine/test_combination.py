@@ -106,7 +106,82 @@ def test_widths_follow_a_regime_change():
     assert np.all(widened[:, 4] - widened[:, 0] > width)
     assert np.all(narrowed[:, 4] - narrowed[:, 0] < width)
     info = calm_then_storm.info()
-    assert info["method"] == "regime" and info["ewma_vol"] > info["long_vol"]
+    assert (
+        info["method"] == "regime"
+        and info["fast_vol"] > info["long_vol"]
+        and info["yardstick"] == "daily moves"
+    )
+
+
+def _walk(days, step_sd, noise_sd=0.0, seed=11):
+    """A random walk in log price (daily step_sd) seen through noise of noise_sd: noise makes
+    daily closes reverse within days, as USD/CLP's do, without moving the rate over weeks."""
+    rng = np.random.default_rng(seed)
+    log_price = np.cumsum(rng.normal(0, step_sd, days)) + rng.normal(0, noise_sd, days)
+    return pd.Series(800 * np.exp(log_price), index=pd.bdate_range("2016-01-01", periods=days))
+
+
+def test_the_yardstick_measures_how_far_the_rate_moves_over_its_days():
+    """Per close, the spread of 5- and 21-day moves: below daily volatility when closes reverse
+    within days (so widths grow slower than daily volatility x sqrt(steps) says), the same
+    without reversal."""
+    reverting, walk = _walk(3000, 0.004, noise_sd=0.004), _walk(3000, 0.004)
+    for days in (5, 21):
+        yardstick = calibration.Yardstick(days, 0.97, 750)
+        for closes, expected in ((reverting, 0.004 / np.sqrt(0.004**2 + 2 * 0.004**2)), (walk, 1)):
+            long_k = yardstick.volatility(closes)[1].iloc[-1]
+            long_daily = calibration.Yardstick(1, 0.97, 750).volatility(closes)[1].iloc[-1]
+            # Noise of variance v adds 2v to every move's variance, spread over `days` closes.
+            ratio = np.sqrt((0.004**2 + 2 * 0.004**2 / days) / (0.004**2 + 2 * 0.004**2))
+            assert long_k / long_daily == pytest.approx(ratio if expected != 1 else 1, rel=0.12)
+    assert calibration.DAILY.label() == "daily moves"
+    assert calibration.Yardstick(21, 0.99, 250).label() == "21-day moves"
+
+
+def test_daily_swings_that_reverse_within_the_week_do_not_widen_the_intervals():
+    """The 2024 case: daily closes swing more while weekly moves stay as they were. Measured on
+    daily returns the regime widens every interval; on the weekly yardstick it does not. Swings
+    that do move the rate widen both."""
+    calm = _walk(600, 0.004)
+    log_calm = np.log(calm.to_numpy())
+    rng = np.random.default_rng(3)
+    index = pd.bdate_range(calm.index[0], periods=660)
+    swinging = np.r_[log_calm, log_calm[-1] + rng.normal(0, 0.008, 60)]  # noise around a level
+    moving = np.r_[log_calm, log_calm[-1] + np.cumsum(rng.normal(0, 0.01, 60))]
+    weekly = calibration.Yardstick(5, 0.97, 250)
+
+    def factor(yardstick, log_closes):
+        closes = pd.Series(np.exp(log_closes), index=index)
+        return calibration.VolatilityRegime(yardstick).fit([], None, closes).factor
+
+    daily, weekly_factor = factor(calibration.DAILY, swinging), factor(weekly, swinging)
+    assert daily > 1.25 and weekly_factor - 1 < (daily - 1) / 2
+    daily, weekly_factor = factor(calibration.DAILY, moving), factor(weekly, moving)
+    assert daily > 1.25 and weekly_factor == pytest.approx(daily, rel=0.1)
+
+
+def test_the_default_calibration_measures_the_regime_on_the_horizons_yardstick():
+    closes = _walk(1500, 0.004, noise_sd=0.002)
+    for days, label in (
+        (7, "5-day moves"),
+        (15, "5-day moves"),
+        (30, "21-day moves"),
+        (90, "21-day moves"),
+    ):
+        params = horizon_params(days)
+        paths, validation = _coverage_case(lambda age: 1.0, n=60, days=days)
+        closes.index = pd.bdate_range(
+            end=validation.origins[-1] + pd.Timedelta(days=days), periods=1500
+        )
+        fitted = calibration.CALIBRATIONS["regime_conformal"](params).fit(paths, validation, closes)
+        daily = calibration.CALIBRATIONS["regime_conformal_daily"](params).fit(
+            paths, validation, closes
+        )
+        assert fitted.info()["yardstick"] == label and daily.info()["yardstick"] == "daily moves"
+        expected = (
+            calibration.Yardstick.of(params).ratio(closes)[2] ** calibration.REGIME_ELASTICITY
+        )
+        assert fitted.regime.factor == pytest.approx(expected)
 
 
 def _coverage_case(spread_by_age, n=150, days=7, seed=8):
@@ -158,7 +233,9 @@ def test_regime_conformal_widths_are_the_regimes_times_the_correction():
     assert np.allclose(half_width, regime.factor * fitted.corrections["80"])
     info = fitted.info()
     assert info["method"] == "regime_conformal"
-    assert {"ewma_vol", "long_vol", "factor", "correction80", "correction95"} <= set(info)
+    assert {"yardstick", "fast_vol", "long_vol", "factor", "correction80", "correction95"} <= set(
+        info
+    )
 
 
 def test_the_settings_name_exactly_the_registered_methods(tmp_path):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from fxforecast.evaluation.scoring import diebold_mariano, score, wql
+from fxforecast.evaluation.scoring import diebold_mariano, loss_diebold_mariano, score, wql
 
 OFFSETS = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])  # q0.025 .. q0.975 around the median
 
@@ -94,6 +94,14 @@ def test_diebold_mariano_by_hand_with_hac_lag():
     # DM = (5/3) / sqrt(3.8519 / 6) = 2.0801; HLN h=2: * sqrt((6 + 1 - 4 + 2/6) / 6) = 1.5504
     # two-sided t(5) p-value = 0.18173
     assert diebold_mariano(errors, benchmark, lag=1) == pytest.approx(0.18173, abs=1e-5)
+
+
+def test_diebold_mariano_on_any_loss_by_hand():
+    # The same differentials as above given as losses (a width variant's pinball loss against
+    # today's): d = 8, 0, 3, -1, 3, -3, so the same p-value, 0.18173.
+    loss = np.array([9.0, 1, 4, 0, 4, 1])
+    benchmark = np.array([1.0, 1, 1, 1, 1, 4])
+    assert loss_diebold_mariano(loss, benchmark, lag=1) == pytest.approx(0.18173, abs=1e-5)
 
 
 def test_horizon_sets_the_hac_lag():

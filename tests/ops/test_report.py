@@ -3,6 +3,7 @@ with ok, degraded, failed, Chronos-skipped and corrupt lines, members added and 
 that never ran, and a forecast store whose targets have real actual closes in the snapshot."""
 
 import base64
+import html
 import json
 import re
 import subprocess
@@ -318,7 +319,19 @@ def test_service_run_refreshes_the_page(tmp_path):
     assert done.returncode == 0, done.stderr
     page = (tmp_path / "output" / "report" / "index.html").read_text()
     assert '<section id="forecaster_7d">' in page and "(1 runs, from " in page  # this very run
-    assert metrics_lines(tmp_path / "metrics.jsonl")[-1]["status"] == "ok"
+    record = metrics_lines(tmp_path / "metrics.jsonl")[-1]
+    assert record["status"] == "ok"
+    # Why the intervals are as wide as they are: the yardstick and the factors the line holds.
+    c = record["calibration"]
+    assert c["yardstick"] == "5-day moves"
+    assert (
+        html.escape(
+            f"regime_conformal on 5-day moves: recent volatility {c['fast_vol']:.3%} per day "
+            f"against {c['long_vol']:.3%} over the reference window, so the members' widths "
+            f"x {c['factor']:.3f}; then x {c['correction80']:.3f} (80%)"
+        )
+        in page
+    )
 
 
 def test_a_page_that_cannot_be_written_is_a_warning_not_a_failure(tmp_path):

@@ -1,14 +1,17 @@
 """Interval calibration, applied to the combined forecast: `fit(paths, validation, closes)` gives
 something that `apply`s to a path and reports `info()` for the metrics line. CALIBRATIONS names
-every method a setting can pick: the volatility regime's widths corrected by their recent
-coverage (default), the regime's widths alone, or split-conformal factors on the log-distance
-from the median, earned on the combined validation paths."""
+every method a setting can pick: the volatility regime's widths, measured on the horizon's
+yardstick, corrected by their recent coverage (default); the same on daily returns; the daily
+regime's widths alone; or split-conformal factors on the log-distance from the median, earned on
+the combined validation paths."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from ..horizons import HorizonParams
 from ..quantiles import MEDIAN
 from .validation import Validation, tail
 
@@ -83,45 +86,66 @@ class Calibration:
 
 
 class SplitConformal:
-    """Today's calibration: split-conformal factors shrunk toward 1, clipped to the limits."""
+    """Split-conformal factors shrunk toward 1, clipped to the limits (the oldest method)."""
 
     def fit(self, paths: list[np.ndarray], validation: Validation, closes: pd.Series):
         return Calibration(calibration_factors(paths, validation))
 
 
-# Volatility regime: a fast EWMA of daily log returns (RiskMetrics-style decay, ~23-day
-# half-life) against the last 250 days' standard deviation, the members' typical yardstick.
-EWMA_DECAY = 0.97
-LONG_WINDOW = 250
-# Widths follow the square root of the ratio: half way between ignoring the regime and letting
-# a short window set the width alone (which made intervals jumpy and too narrow in calm spells).
+# Volatility regime: a fast EWMA of the yardstick's moves (RiskMetrics-style decay) against their
+# standard deviation over a long window. Widths follow the square root of the ratio: half way
+# between ignoring the regime and letting a short window set the width alone (which made
+# intervals jumpy and too narrow in calm spells).
 REGIME_ELASTICITY = 0.5
 
 
-def volatility_series(closes: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """EWMA and LONG_WINDOW volatility of daily log returns as of each close: each value reads
-    the returns up to its own date only."""
-    returns = np.log(closes).diff().dropna()
-    ewma = np.sqrt((returns**2).ewm(alpha=1 - EWMA_DECAY, adjust=False).mean())
-    return ewma, returns.rolling(LONG_WINDOW, min_periods=2).std()
+@dataclass(frozen=True)
+class Yardstick:
+    """How far the rate moves, per close, measured on overlapping moves over `days` closes: their
+    EWMA (`decay`) against their standard deviation over the last `window` moves. On daily moves
+    (days=1) it is the classic daily volatility; over a week or a month it sees that daily closes
+    partly reverse within days, which daily volatility times the square root of the steps does
+    not."""
+
+    days: int
+    decay: float
+    window: int
+
+    @classmethod
+    def of(cls, params: HorizonParams) -> "Yardstick":
+        return cls(params.yardstick_days, params.yardstick_decay, params.yardstick_window)
+
+    def volatility(self, closes: pd.Series) -> tuple[pd.Series, pd.Series]:
+        """The fast (EWMA) and long volatility per close as of each close: each value reads the
+        closes up to its own date only."""
+        log_closes = np.log(closes)
+        moves = (log_closes - log_closes.shift(self.days)).dropna() / np.sqrt(self.days)
+        fast = np.sqrt((moves**2).ewm(alpha=1 - self.decay, adjust=False).mean())
+        return fast, moves.rolling(self.window, min_periods=2).std()
+
+    def ratio(self, closes: pd.Series) -> tuple[float, float, float]:
+        """(fast volatility, long volatility, their ratio) at the last close."""
+        fast, long = (float(series.iloc[-1]) for series in self.volatility(closes))
+        return fast, long, fast / long
+
+    def factors(self, closes: pd.Series, dates: list[pd.Timestamp]) -> np.ndarray:
+        """The regime's width factor as it stood at each date (the last close on or before it)."""
+        fast, long = self.volatility(closes)
+        at = fast.index.searchsorted(dates, side="right") - 1
+        return (fast.to_numpy()[at] / long.to_numpy()[at]) ** REGIME_ELASTICITY
+
+    def label(self) -> str:
+        return "daily moves" if self.days == 1 else f"{self.days}-day moves"
 
 
-def volatility_ratio(closes: pd.Series) -> tuple[float, float, float]:
-    """(EWMA volatility, LONG_WINDOW volatility, their ratio) at the last close."""
-    ewma, long = (float(series.iloc[-1]) for series in volatility_series(closes))
-    return ewma, long, ewma / long
-
-
-def regime_factors(closes: pd.Series, dates: list[pd.Timestamp]) -> np.ndarray:
-    """The regime's width factor as it stood at each date (the last close on or before it)."""
-    ewma, long = volatility_series(closes)
-    at = ewma.index.searchsorted(dates, side="right") - 1
-    return (ewma.to_numpy()[at] / long.to_numpy()[at]) ** REGIME_ELASTICITY
+# The yardstick of the older calibrations: daily log returns, ~23-day half-life, 250 days.
+DAILY = Yardstick(days=1, decay=0.97, window=250)
 
 
 @dataclass(frozen=True)
 class RegimeWidths:
-    ewma_vol: float
+    yardstick: Yardstick
+    fast_vol: float
     long_vol: float
     factor: float  # on every level's log-distance from the median
 
@@ -131,7 +155,8 @@ class RegimeWidths:
     def info(self) -> dict:
         return {
             "method": "regime",
-            "ewma_vol": round(self.ewma_vol, 6),
+            "yardstick": self.yardstick.label(),
+            "fast_vol": round(self.fast_vol, 6),
             "long_vol": round(self.long_vol, 6),
             "factor": round(self.factor, 4),
         }
@@ -139,12 +164,15 @@ class RegimeWidths:
 
 class VolatilityRegime:
     """Widths that follow the volatility regime: every quantile's log-distance from the median
-    scaled by (EWMA vol / 250-day vol) ** REGIME_ELASTICITY. Wider as a turbulent spell
-    starts, narrower as it calms, without waiting for validation errors to accumulate."""
+    scaled by (fast vol / long vol) ** REGIME_ELASTICITY of the yardstick. Wider as a turbulent
+    spell starts, narrower as it calms, without waiting for validation errors to accumulate."""
+
+    def __init__(self, yardstick: Yardstick = DAILY):
+        self.yardstick = yardstick
 
     def fit(self, paths: list[np.ndarray], validation: Validation, closes: pd.Series):
-        ewma, long, ratio = volatility_ratio(closes)
-        return RegimeWidths(ewma, long, ratio**REGIME_ELASTICITY)
+        fast, long, ratio = self.yardstick.ratio(closes)
+        return RegimeWidths(self.yardstick, fast, long, ratio**REGIME_ELASTICITY)
 
 
 # Recent coverage: the regime's widths alone still miss for long stretches (2024: large daily
@@ -204,17 +232,24 @@ class RegimeConformal:
     """The regime's widths (VolatilityRegime) times a correction for how such widths covered
     the recent validation paths: the regime answers at once, the correction over months."""
 
+    def __init__(self, yardstick: Yardstick = DAILY):
+        self.yardstick = yardstick
+
     def fit(self, paths: list[np.ndarray], validation: Validation, closes: pd.Series):
-        regime = VolatilityRegime().fit(paths, validation, closes)
+        regime = VolatilityRegime(self.yardstick).fit(paths, validation, closes)
+        factors = self.yardstick.factors(closes, validation.origins)
         widened = [
             calibrate(path, {"80": factor, "95": factor})
-            for path, factor in zip(paths, regime_factors(closes, validation.origins), strict=True)
+            for path, factor in zip(paths, factors, strict=True)
         ]
         return CorrectedRegimeWidths(regime, recent_corrections(widened, validation))
 
 
-CALIBRATIONS = {
-    "regime_conformal": RegimeConformal,
-    "regime": VolatilityRegime,
-    "split_conformal": SplitConformal,
+# Each method built for a horizon's parameters: the default measures the regime on the horizon's
+# yardstick; the `_daily` one and the older methods on daily returns, as they always did.
+CALIBRATIONS: dict[str, Callable[[HorizonParams], object]] = {
+    "regime_conformal": lambda params: RegimeConformal(Yardstick.of(params)),
+    "regime_conformal_daily": lambda params: RegimeConformal(DAILY),
+    "regime": lambda params: VolatilityRegime(DAILY),
+    "split_conformal": lambda params: SplitConformal(),
 }

@@ -104,7 +104,7 @@ def forecast(
             combination.apply({name: o.validation[i] for name, o in working.items()}, last)
             for i, last in enumerate(validation.last_closes)
         ]
-        calibrated = CALIBRATIONS[calibration]().fit(combined, validation, data.closes())
+        calibrated = CALIBRATIONS[calibration](params).fit(combined, validation, data.closes())
         last_close = float(data.closes().iloc[-1])
         final = combination.apply({n: o.forecast for n, o in working.items()}, last_close)
         result = EnsembleForecast(

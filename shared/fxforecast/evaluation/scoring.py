@@ -19,9 +19,15 @@ def wql(quantiles: np.ndarray, actual: np.ndarray) -> float:
 
 
 def diebold_mariano(errors: np.ndarray, benchmark_errors: np.ndarray, lag: int) -> float:
-    """Two-sided p-value of the DM test on squared errors, with the Harvey-Leybourne-Newbold
-    small-sample correction and a rectangular HAC window of `lag` autocovariances."""
-    d = errors**2 - benchmark_errors**2
+    """Two-sided p-value of the DM test on squared errors (of the median)."""
+    return loss_diebold_mariano(errors**2, benchmark_errors**2, lag)
+
+
+def loss_diebold_mariano(loss: np.ndarray, benchmark_loss: np.ndarray, lag: int) -> float:
+    """Two-sided p-value of the DM test on a per-forecast loss (squared error, or the pinball
+    loss of a whole set of quantiles), with the Harvey-Leybourne-Newbold small-sample correction
+    and a rectangular HAC window of `lag` autocovariances."""
+    d = loss - benchmark_loss
     n = len(d)
     if n < 3 or np.allclose(d, 0):
         return float("nan")

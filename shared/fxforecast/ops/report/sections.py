@@ -79,6 +79,26 @@ def _data_facts(data: dict) -> list[list]:
     return [[name, text] for name, text in texts.items()]
 
 
+def width_text(calibration: dict) -> str | None:
+    """Why the intervals are as wide as they are, from the metrics line's calibration block: the
+    yardstick the regime is measured on, its two volatilities and the factors applied."""
+    factor, fast, long = (number(calibration.get(k)) for k in ("factor", "fast_vol", "long_vol"))
+    if not isinstance(calibration.get("yardstick"), str) or np.isnan([factor, fast, long]).any():
+        return None
+    corrections = [number(calibration.get(f"correction{level}")) for level in (80, 95)]
+    corrected = (
+        f"; then x {corrections[0]:.3f} (80%) and x {corrections[1]:.3f} (95%) for how such "
+        "widths covered the recent validation paths"
+        if not np.isnan(corrections).any()
+        else ""
+    )
+    return (
+        f"{calibration.get('method')} on {calibration['yardstick']}: recent volatility "
+        f"{fast:.3%} per day against {long:.3%} over the reference window, so the members' "
+        f"widths x {factor:.3f}{corrected}"
+    )
+
+
 def _latest(runs: list[dict], health: dict, settings: Settings, colours: dict) -> str:
     last_good = next((r for r in reversed(runs) if r.get("status") in SUCCESS), None)
     if last_good is None:
@@ -92,6 +112,8 @@ def _latest(runs: list[dict], health: dict, settings: Settings, colours: dict) -
         *(_data_facts(health["data"]) if health["data"]["source"] else []),
         *[["warning", w] for w in last_good.get("warnings") or []],
     ]
+    if widths := width_text(as_dict(last_good.get("calibration"))):
+        facts.append(["interval widths", widths])
     parts = [_table(["", ""], facts, text_columns=2)]
     parts.append(
         _table(
