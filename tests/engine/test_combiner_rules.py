@@ -204,19 +204,20 @@ def test_the_regime_factor_by_hand():
         ewma_var = 0.97 * ewma_var + 0.03 * r**2
     long = np.std(returns[-250:], ddof=1)
     fitted = calibration.VolatilityRegime().fit([], None, closes)
-    assert fitted.ewma_vol == pytest.approx(np.sqrt(ewma_var))
+    assert fitted.fast_vol == pytest.approx(np.sqrt(ewma_var))
     assert fitted.long_vol == pytest.approx(long)
     assert fitted.factor == pytest.approx((np.sqrt(ewma_var) / long) ** 0.5)
     assert fitted.info() == {
         "method": "regime",
-        "ewma_vol": round(np.sqrt(ewma_var), 6),
+        "yardstick": "daily moves",
+        "fast_vol": round(np.sqrt(ewma_var), 6),
         "long_vol": round(long, 6),
         "factor": round(fitted.factor, 4),
     }
     # As it stood at an earlier date: the same rule on the closes up to it.
     day = closes.index[310]
     earlier = calibration.VolatilityRegime().fit([], None, closes.loc[:day])
-    assert calibration.regime_factors(closes, [day])[0] == pytest.approx(earlier.factor)
+    assert calibration.DAILY.factors(closes, [day])[0] == pytest.approx(earlier.factor)
 
 
 def test_recent_corrections_interpolate_between_weighted_paths_by_hand():

@@ -7,12 +7,11 @@ date worked out by hand from the calendar."""
 import numpy as np
 import pandas as pd
 import pytest
-from fxforecast.engine.calibration import regime_factors
+from fxforecast.engine.calibration import DAILY, Yardstick
 from fxforecast.engine.members.arima_garch import ArimaGarch
 from fxforecast.engine.members.forest import RandomForest
 from fxforecast.engine.members.random_walk import EmpiricalRandomWalk, RandomWalk
 from fxforecast.engine.members.var import VectorAutoregression
-from fxforecast.engine.runner import FitCache
 from fxforecast.engine.validation import validation_set
 from fxforecast.horizons import history_step_dates, horizon_params, refit_anchor
 from fxforecast.marketdata.clean import clean
@@ -43,7 +42,7 @@ def changed_after(raw, day: pd.Timestamp):
     return type(raw)(market, rates, raw.source)
 
 
-def origin_view(raw, origin: pd.Timestamp, cache: FitCache) -> dict:
+def origin_view(raw, origin: pd.Timestamp) -> dict:
     """What the run as of AS_OF holds about one validation origin, each as bytes."""
     data = clean(raw, AS_OF)
     validation = validation_set(data, PARAMS)
@@ -53,12 +52,14 @@ def origin_view(raw, origin: pd.Timestamp, cache: FitCache) -> dict:
         "origins": np.array(validation.origins, dtype="datetime64[ns]").tobytes(),
         "last_close": np.float64(validation.last_closes[i]).tobytes(),
         "path_boundaries": f"{validation.steps[i]} {path_dates[0]} {path_dates[-1]}",
-        "regime_factor": regime_factors(data.closes(), [origin]).tobytes(),
+        # The default's yardstick at this horizon and the daily one of the older calibrations.
+        "regime_factor": Yardstick.of(PARAMS).factors(data.closes(), [origin]).tobytes(),
+        "daily_regime_factor": DAILY.factors(data.closes(), [origin]).tobytes(),
         "frame_to_origin": data.frame.loc[:origin].to_numpy().tobytes(),
     }
     anchor = refit_anchor(origin, PARAMS.refit_weeks)
-    for member in MEMBERS:
-        fitted = cache.fitted(member, PARAMS.days, anchor, data.frame)
+    for member in MEMBERS:  # fitted afresh, as a run does at that refit date
+        fitted = member.fit(data.frame.loc[:anchor])
         [path] = fitted.forecast(data.frame, [origin], [validation.steps[i]])
         view[member.name] = path.tobytes()
     return view
@@ -70,8 +71,8 @@ def test_rows_after_a_validation_origin_change_nothing_the_origin_holds(raw, ori
     member paths, last close, realised path boundaries and regime factor stay byte-identical.
     Each side fits its members afresh."""
     origin = pd.Timestamp(origin)
-    before = origin_view(raw, origin, FitCache())
-    after = origin_view(changed_after(raw, origin), origin, FitCache())
+    before = origin_view(raw, origin)
+    after = origin_view(changed_after(raw, origin), origin)
     assert before.keys() == after.keys()
     for key in before:
         assert after[key] == before[key], f"{key} at the validation origin {origin.date()} moved"
