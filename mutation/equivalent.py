@@ -39,6 +39,11 @@ PAIRED_BEFORE = (
 )
 UNUSED_ARGUMENTS = "VolatilityRegime.fit reads only the closes"
 
+EVERY_COLUMN_ON_MARKET_DAYS = (
+    "every column is already indexed by market.index (the rates are reindexed onto it), so the "
+    "frame built from them without an index has that index"
+)
+
 EQUIVALENT: dict[str, str] = {
     # validation
     "validation.validation_set: if at < 0: -> if at <= 0:": UNREACHABLE_AT,
@@ -120,6 +125,23 @@ EQUIVALENT: dict[str, str] = {
     ),
     'signals.level_shift: factor = np.format_float_positional(ratio, 2, unique=False, fractional=False, trim="-") + "x" -> factor = np.format_float_positional(ratio, 2, fractional=False, trim="-") + "x"': FORMAT_UNIQUE,
     'signals.level_shift: factor = np.format_float_positional(ratio, 2, unique=False, fractional=False, trim="-") + "x" -> factor = np.format_float_positional(ratio, 2, unique=True, fractional=False, trim="-") + "x"': FORMAT_UNIQUE,
+    # clean
+    "clean.clean: market.loc[bad, column] = np.nan -> market.loc[bad, column] = None": (
+        "the market columns are float64 (schema.parse_csv reads them as floats), and pandas "
+        "stores a None assigned into a float64 column as NaN"
+    ),
+    "clean.clean: rate_diff = rates.reindex(rates.index.union(market.index)).ffill().reindex(market.index) -> rate_diff = rates.reindex(rates.index.union(market.index)).ffill().reindex(None)": (
+        "the frame is built with index=market.index, which aligns every column onto the market "
+        "days: the extra rates dates are dropped there instead"
+    ),
+    "clean.clean: index=market.index, -> index=None,": EVERY_COLUMN_ON_MARKET_DAYS,
+    "clean.clean: index=market.index, / ) -> )": EVERY_COLUMN_ON_MARKET_DAYS,
+    "clean.implausible: bad = pd.Series(False, index=valid.index) -> bad = pd.Series(True, index=valid.index)": (
+        "each verdict depends only on the verdicts before it, so there is one consistent mask and "
+        "the loop returns only on it: starting from all flagged, the first round (no kept value, "
+        "no reference) flags only the non-positive values and the rounds go on from there to the "
+        "same mask"
+    ),
     # defects
     'defects.check_dates: f"{dates.iloc[rows[0] - 2].date()} appears {len(rows)} times; keep one row per date" -> f"{dates.iloc[rows[1] - 2].date()} appears {len(rows)} times; keep one row per date"': (
         "every row in `rows` holds the same (repeated) date"

@@ -48,6 +48,7 @@ MODULES = {
         "marketdata/clean.py",
         (
             "tests/marketdata/test_clean.py",
+            "tests/marketdata/test_clean_rules.py",
             "tests/marketdata/test_defects.py",
             "tests/marketdata/test_signals.py",
             f"--deselect={SLOW_SIGNALS}",
