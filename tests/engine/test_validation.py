@@ -2,6 +2,7 @@
 calendar: one distinct close per business day, members refitted at each origin (so an origin at
 position p has p + 1 closes up to its refit date)."""
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -11,6 +12,7 @@ from fxforecast.engine.validation import Validation, tail, validation_set
 from fxforecast.errors import DataError
 from fxforecast.horizons import horizon_params
 from fxforecast.marketdata.clean import CleaningReport, MarketData, clean
+from fxforecast.quantiles import LEVELS
 
 PARAMS = replace(horizon_params(7), validation_origins=20, refit_weeks=0)
 
@@ -147,3 +149,27 @@ def test_exactly_eight_origins_are_enough_after_a_gap():
     are left: eight."""
     validation = validation_set(synthetic(300, drop=range(285, 290)), PARAMS)
     assert len(validation.origins) == 8 and validation.steps[-1] == 5
+
+
+def test_an_origin_repeated_by_a_gap_is_used_once():
+    """Friday 2019-02-22 to Thursday 02-28 missing (positions 299-303): the weeks (Thursdays,
+    15 days before the as-of Friday 04-19) of 02-21 and 02-28 both find Thursday 02-21 as their
+    origin; it is used once, with its 15-day path (rows from 03-01)."""
+    params = replace(horizon_params(15), validation_origins=20, refit_weeks=0)
+    data = synthetic(340, drop=range(299, 304))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a pandas deprecation here breaks the next pandas
+        validation = validation_set(data, params)
+    gap_origin = pd.Timestamp("2019-02-21")
+    assert validation.origins.count(gap_origin) == 1
+    assert len(set(validation.origins)) == len(validation.origins)
+
+
+def test_the_score_is_the_mean_pinball_loss_over_the_origins():
+    """One path exactly right (loss 0); one whose every quantile is 1 CLP under the actual:
+    each level's loss is its level x 1, 0.5 on average over the symmetric levels."""
+    actuals = [np.array([100.0, 101.0]), np.array([102.0, 103.0])]
+    validation = Validation(7, [pd.Timestamp("2024-01-05")] * 2, [2, 2], actuals, [99.0, 101.0])
+    paths = [np.repeat(a[:, None], len(LEVELS), axis=1) for a in actuals]
+    paths[1] = paths[1] - 1.0
+    assert validation.score(paths) == pytest.approx(0.25)
