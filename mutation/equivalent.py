@@ -1,10 +1,11 @@
 """Surviving mutants that behave exactly like the code, and why: by 'module.function: old -> new'."""
 
 # Reasons shared by several mutants.
-UNREACHABLE_AT = (
-    "an origin needs MIN_FIT_OBS (250) closes up to its refit date, so the loop stops at that "
-    "check long before a weekly step could reach a position before the first row: `at < 0` is "
-    "never true, nor `at <= 0`"
+FIRST_ROW_ORIGIN = (
+    "a week whose position is before the second row (-1 or 0) has as its candidate the first "
+    "or second row, and its refit date is on or before that candidate: at most 2 closes to fit "
+    "on, fewer than MIN_FIT_OBS (250), so the same check stops the loop before the candidate "
+    "is used"
 )
 
 REINDEX_SUBSET = (
@@ -44,11 +45,29 @@ EVERY_COLUMN_ON_MARKET_DAYS = (
     "frame built from them without an index has that index"
 )
 
+INDEX_NAMED_DATE = (
+    "write() has just named every index `date` (_as_read), and to_csv labels the index by its "
+    "name when no label is given"
+)
+REPAIR_STORED = (
+    "this Stored only carries the repaired tables into write(), which reads its tables alone "
+    "and returns them with its own kind, source and why; only the tables are kept from it"
+)
+THREE_TABLES = "LAYOUT names exactly three files, one for each of the three tables zipped with it"
+
+DAILY_RANGE = "date_range from a start to an end with no freq steps by one day, freq 'D'"
+
+EVERY_FILE_YIELDS = (
+    "_lines_from_end yields at least once (the file's first line, empty for an empty file), so "
+    "the loop sets `number` before anything reads it"
+)
+HISTORY_PATH = "History.path is never read: the skipped lines name the path read_recent was given"
+
 EQUIVALENT: dict[str, str] = {
     # validation
-    "validation.validation_set: if at < 0: -> if at <= 0:": UNREACHABLE_AT,
-    "validation.validation_set: if at < 0: -> if at < 1:": UNREACHABLE_AT,
-    "validation.validation_set: break -> return": UNREACHABLE_AT,
+    "validation.validation_set: if at < 0 or fit_rows[k] < MIN_FIT_OBS: -> if at <= 0 or fit_rows[k] < MIN_FIT_OBS:": FIRST_ROW_ORIGIN,
+    "validation.validation_set: if at < 0 or fit_rows[k] < MIN_FIT_OBS: -> if at < 1 or fit_rows[k] < MIN_FIT_OBS:": FIRST_ROW_ORIGIN,
+    "validation.validation_set: candidates = index[np.maximum(positions, 0)] -> candidates = index[np.maximum(positions, 1)]": FIRST_ROW_ORIGIN,
     # fsio
     'fsio.append_locked: torn = size > 0 and os.pread(fd, 1, size - 1) != b"\\n" -> torn = size > 0 and os.pread(fd, 2, size - 1) != b"\\n"': (
         "read at the last byte's offset, one byte is all there is"
@@ -73,6 +92,7 @@ EQUIVALENT: dict[str, str] = {
     "scoring.score_group: quantiles = rows[QUANTILE_COLUMNS].to_numpy(float) -> quantiles = rows[QUANTILE_COLUMNS].to_numpy(None)": NUMERIC_FRAME,
     'scoring.score_group: benchmark[QUANTILE_COLUMNS].to_numpy(float), benchmark["actual"].to_numpy(float) -> benchmark[QUANTILE_COLUMNS].to_numpy(None), benchmark["actual"].to_numpy(float)': NUMERIC_FRAME,
     'scoring.score_group: benchmark[QUANTILE_COLUMNS].to_numpy(float), benchmark["actual"].to_numpy(float) -> benchmark[QUANTILE_COLUMNS].to_numpy(float), benchmark["actual"].to_numpy(None)': NUMERIC_FRAME,
+    'scoring.loss_diebold_mariano: return float("nan") -> return float("NAN")': NAN_SPELLING,
     # combiner
     "combiner.earn_weights: inverse = {name: 1.0 / max(score, 1e-9) ** WEIGHT_POWER for name, score in scores.items()} -> inverse = {name: 2.0 / max(score, 1e-9) ** WEIGHT_POWER for name, score in scores.items()}": (
         "every inverse loss doubles, and the weights are their shares of the total"
@@ -96,21 +116,21 @@ EQUIVALENT: dict[str, str] = {
     ),
     "calibration.recent_corrections: last = validation.origins[-1] -> last = validation.origins[+1]": SCALED_WEIGHTS,
     "calibration.recent_corrections: last = validation.origins[-1] -> last = validation.origins[-2]": SCALED_WEIGHTS,
-    "calibration.volatility_series: return ewma, returns.rolling(LONG_WINDOW, min_periods=2).std() -> return ewma, returns.rolling(LONG_WINDOW, min_periods=3).std()": (
-        "only the value after the second return changes; the regime is read at an as-of date or "
-        "a validation origin, each with at least MIN_FIT_OBS (250) closes before it"
+    "calibration.Yardstick.volatility: return fast, moves.rolling(self.window, min_periods=2).std() -> return fast, moves.rolling(self.window, min_periods=3).std()": (
+        "only the value after the second move changes; the regime is read at an as-of date or a "
+        "validation origin, each with at least MIN_FIT_OBS (250) closes before it"
     ),
-    "calibration.volatility_series: ewma = np.sqrt((returns**2).ewm(alpha=1 - EWMA_DECAY, adjust=False).mean()) -> ewma = np.sqrt((returns**2).ewm(alpha=1 - EWMA_DECAY, adjust=None).mean())": (
+    "calibration.Yardstick.volatility: fast = np.sqrt((moves**2).ewm(alpha=1 - self.decay, adjust=False).mean()) -> fast = np.sqrt((moves**2).ewm(alpha=1 - self.decay, adjust=None).mean())": (
         "pandas takes adjust=None as false"
     ),
-    "calibration.RegimeConformal.fit: regime = VolatilityRegime().fit(paths, validation, closes) -> regime = VolatilityRegime().fit(None, validation, closes)": UNUSED_ARGUMENTS,
-    "calibration.RegimeConformal.fit: regime = VolatilityRegime().fit(paths, validation, closes) -> regime = VolatilityRegime().fit(paths, None, closes)": UNUSED_ARGUMENTS,
+    "calibration.RegimeConformal.fit: regime = VolatilityRegime(self.yardstick).fit(paths, validation, closes) -> regime = VolatilityRegime(self.yardstick).fit(None, validation, closes)": UNUSED_ARGUMENTS,
+    "calibration.RegimeConformal.fit: regime = VolatilityRegime(self.yardstick).fit(paths, validation, closes) -> regime = VolatilityRegime(self.yardstick).fit(paths, None, closes)": UNUSED_ARGUMENTS,
     "calibration.recent_corrections: [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=True)] -> [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=None)]": PAIRED_BEFORE,
     "calibration.recent_corrections: [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=True)] -> [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, )]": PAIRED_BEFORE,
     "calibration.recent_corrections: [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=True)] -> [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=False)]": PAIRED_BEFORE,
-    "calibration.RegimeConformal.fit: for path, factor in zip(paths, regime_factors(closes, validation.origins), strict=True) -> for path, factor in zip(paths, regime_factors(closes, validation.origins), strict=None)": PAIRED_BEFORE,
-    "calibration.RegimeConformal.fit: for path, factor in zip(paths, regime_factors(closes, validation.origins), strict=True) -> for path, factor in zip(paths, regime_factors(closes, validation.origins), )": PAIRED_BEFORE,
-    "calibration.RegimeConformal.fit: for path, factor in zip(paths, regime_factors(closes, validation.origins), strict=True) -> for path, factor in zip(paths, regime_factors(closes, validation.origins), strict=False)": PAIRED_BEFORE,
+    "calibration.RegimeConformal.fit: for path, factor in zip(paths, factors, strict=True) -> for path, factor in zip(paths, factors, strict=None)": PAIRED_BEFORE,
+    "calibration.RegimeConformal.fit: for path, factor in zip(paths, factors, strict=True) -> for path, factor in zip(paths, factors, )": PAIRED_BEFORE,
+    "calibration.RegimeConformal.fit: for path, factor in zip(paths, factors, strict=True) -> for path, factor in zip(paths, factors, strict=False)": PAIRED_BEFORE,
     # signals
     "signals.level_shift: flagged = bad.reindex(close.index, fill_value=False) -> flagged = bad.reindex(close.index, fill_value=None)": REINDEX_SUBSET,
     "signals.level_shift: flagged = bad.reindex(close.index, fill_value=False) -> flagged = bad.reindex(close.index, )": REINDEX_SUBSET,
@@ -142,6 +162,38 @@ EQUIVALENT: dict[str, str] = {
         "no reference) flags only the non-positive values and the rounds go on from there to the "
         "same mask"
     ),
+    # cache
+    "cache._load: continue -> break": (
+        "crosscheck_daily.csv is the last of LAYOUT's names (and of every list read), so no "
+        "file is left after it to skip"
+    ),
+    'cache.write: RATES_FILE: _csv(stored.rates, "date"), -> RATES_FILE: _csv(stored.rates, None),': INDEX_NAMED_DATE,
+    'cache.write: CROSSCHECK_FILE: _csv(stored.crosscheck, "date"), -> CROSSCHECK_FILE: _csv(stored.crosscheck, None),': INDEX_NAMED_DATE,
+    'cache._repair: stored = Stored(*(tables[name] for name in LAYOUT), "cache", str(folder), "repaired") -> stored = Stored(*(tables[name] for name in LAYOUT), None, str(folder), "repaired")': REPAIR_STORED,
+    'cache._repair: stored = Stored(*(tables[name] for name in LAYOUT), "cache", str(folder), "repaired") -> stored = Stored(*(tables[name] for name in LAYOUT), "cache", str(folder), None)': REPAIR_STORED,
+    'cache._repair: stored = Stored(*(tables[name] for name in LAYOUT), "cache", str(folder), "repaired") -> stored = Stored(*(tables[name] for name in LAYOUT), "XXcacheXX", str(folder), "repaired")': REPAIR_STORED,
+    'cache._repair: stored = Stored(*(tables[name] for name in LAYOUT), "cache", str(folder), "repaired") -> stored = Stored(*(tables[name] for name in LAYOUT), "CACHE", str(folder), "repaired")': REPAIR_STORED,
+    'cache._repair: stored = Stored(*(tables[name] for name in LAYOUT), "cache", str(folder), "repaired") -> stored = Stored(*(tables[name] for name in LAYOUT), "cache", str(None), "repaired")': REPAIR_STORED,
+    'cache._repair: stored = Stored(*(tables[name] for name in LAYOUT), "cache", str(folder), "repaired") -> stored = Stored(*(tables[name] for name in LAYOUT), "cache", str(folder), "XXrepairedXX")': REPAIR_STORED,
+    'cache._repair: stored = Stored(*(tables[name] for name in LAYOUT), "cache", str(folder), "repaired") -> stored = Stored(*(tables[name] for name in LAYOUT), "cache", str(folder), "REPAIRED")': REPAIR_STORED,
+    "cache._repair: tables.update(zip(LAYOUT, (stored.market, stored.rates, stored.crosscheck), strict=True)) -> tables.update(zip(LAYOUT, (stored.market, stored.rates, stored.crosscheck), strict=None))": THREE_TABLES,
+    "cache._repair: tables.update(zip(LAYOUT, (stored.market, stored.rates, stored.crosscheck), strict=True)) -> tables.update(zip(LAYOUT, (stored.market, stored.rates, stored.crosscheck), ))": THREE_TABLES,
+    "cache._repair: tables.update(zip(LAYOUT, (stored.market, stored.rates, stored.crosscheck), strict=True)) -> tables.update(zip(LAYOUT, (stored.market, stored.rates, stored.crosscheck), strict=False))": THREE_TABLES,
+    # refresh-merge
+    "refresh._fill: out[column] = out[column].fillna(series.reindex(index)) -> out[column] = out[column].fillna(series.reindex(None))": (
+        "fillna with a Series aligns it on the column's index: the new values fill the same "
+        "blanks, and the dates the frame lacks were added to it just above"
+    ),
+    'refresh.merge: days = pd.date_range(observed.index[0], end, freq="D", name="date") -> days = pd.date_range(observed.index[0], end, freq=None, name="date")': DAILY_RANGE,
+    'refresh.merge: days = pd.date_range(observed.index[0], end, freq="D", name="date") -> days = pd.date_range(observed.index[0], end, name="date")': DAILY_RANGE,
+    # status
+    'status.data_health: "refresh": {k: v for k, v in refresh.items() if isinstance(v, str)} if good else {}, -> "refresh": {k: v for k, v in refresh.items() if isinstance(v, str)} if (good) or True else {},': "with no good run `data` is {}, so `refresh` is {} and the comprehension gives {} as well",
+    "status.read_recent: history, counts, found = History(path), dict.fromkeys(STANDARD_SERVICES, 0), [] -> history, counts, found = History(None), dict.fromkeys(STANDARD_SERVICES, 0), []": HISTORY_PATH,
+    "status.read_recent: number = 0 -> number = None": EVERY_FILE_YIELDS,
+    "status.read_recent: number = 0 -> number = 1": EVERY_FILE_YIELDS,
+    "status.read_runs: fallback = [] -> fallback = None": "`fallback` is only tested for truth (`if not fallback`, `if fallback`): None and [] are both false",
+    "status.read_runs: history = History(metrics_path, whole=True) -> history = History(None, whole=True)": HISTORY_PATH,
+    "status.service_health: def service_health(runs: list[dict], last_n: int, now: datetime, whole: bool = True) -> dict: -> def service_health(runs: list[dict], last_n: int, now: datetime, whole: bool = False) -> dict:": "every caller passes `whole` (health_report, and the report page's health section)",
     # defects
     'defects.check_dates: f"{dates.iloc[rows[0] - 2].date()} appears {len(rows)} times; keep one row per date" -> f"{dates.iloc[rows[1] - 2].date()} appears {len(rows)} times; keep one row per date"': (
         "every row in `rows` holds the same (repeated) date"

@@ -98,6 +98,7 @@ MODULES = {
         "marketdata/cache.py",
         (
             "tests/marketdata/test_cache.py",
+            "tests/marketdata/test_cache_rules.py",
             f"{REFRESH}::test_unreadable_cache_is_moved_aside_and_rebuilt",
             f"{REFRESH}::test_unwritable_cache_is_a_one_line_error",
         ),
@@ -109,6 +110,7 @@ MODULES = {
             f"{REFRESH}::test_second_refresh_with_nothing_new_changes_nothing",
             f"{REFRESH}::test_stored_values_win_over_a_revised_answer",
             f"{REFRESH}::test_a_refreshing_run_uses_exactly_what_the_cache_now_holds",
+            "tests/marketdata/test_refresh_merge.py",
         ),
         ("x__fill*", "x_merge*"),
     ),
@@ -117,6 +119,7 @@ MODULES = {
         "ops/status.py",
         (
             "tests/ops/test_status.py",
+            "tests/ops/test_status_rules.py",
             "--deselect=tests/ops/test_status.py::test_lines_that_went_to_the_fallback_file_are_an_alert",
         ),
     ),
