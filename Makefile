@@ -8,7 +8,7 @@ ARGS ?=
 .PHONY: install forecast run-7d run-15d run-30d run-90d test test-fast bench bench-refresh fetch-data lint \
 	clean backtest enable-chronos disable-chronos status chronos-download bench-chronos \
 	report bench-report bench-history bench-backtest docs accuracy-docs docs-examples \
-	width-variants
+	mutation width-variants
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,13 @@ SLOW_TESTS := tests/test_deploy.py tests/evaluation/test_backtest.py tests/evalu
 	tests/engine/test_chronos.py tests/engine/test_chronos_fast.py tests/marketdata/test_properties.py
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(addprefix --ignore=,$(SLOW_TESTS))
+
+# Mutation testing (mutmut) of the critical modules, each with the fast tests that cover it, one
+# module after another; MODULE=calibration (or several, space-separated) runs those only. Not
+# part of `make test`: docs/development.md (Mutation testing) gives its time and the scores.
+MODULE ?=
+mutation: $(STAMP)
+	$(BIN)/python -m mutation.run $(MODULE)
 
 # Each service cold and warm against the import floor; ARGS="--before DIR" adds another
 # checkout's cold runs in the same sitting.

@@ -5,10 +5,15 @@ caller's environment leaks in."""
 
 import json
 import os
+import resource
+import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from fxforecast.settings import KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,3 +91,32 @@ def strict_json(text: str):
         raise ValueError(f"{constant} is not JSON")
 
     return json.loads(text, parse_constant=refuse)
+
+
+def assert_publishable(quantiles, step_dates, as_of, days: int) -> None:
+    """What may be published, checked here rather than by the gate under test: finite positive
+    prices, the levels in increasing order, the 95% interval wider than the 80% one on both
+    sides, one row for each weekday after the as-of date up to as-of + days."""
+    q = np.asarray(quantiles, dtype=float)
+    assert q.ndim == 2 and q.shape[1] == 5, q.shape
+    assert np.isfinite(q).all() and (q > 0).all()
+    assert (np.diff(q, axis=1) >= 0).all()
+    assert (q[:, 0] < q[:, 1]).all() and (q[:, 4] > q[:, 3]).all()
+    as_of = pd.Timestamp(as_of)
+    calendar = [as_of + pd.Timedelta(days=k) for k in range(1, days + 1)]
+    assert [pd.Timestamp(d) for d in step_dates] == [d for d in calendar if d.weekday() < 5]
+    assert len(q) == len(step_dates)
+
+
+@contextmanager
+def file_size_limit(limit: int):
+    """No file of this process grows past `limit` bytes meanwhile: a write beyond it is cut
+    short, then fails with EFBIG, as a full disk does (SIGXFSZ ignored meanwhile)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)

@@ -265,3 +265,49 @@ def test_every_method_gives_a_monotone_forecast_on_real_data(raw, method):
     assert np.all(np.isfinite(result.quantiles)) and np.all(np.diff(result.quantiles, axis=1) > 0)
     assert sum(m.weight for m in result.members.values()) == pytest.approx(1.0)
     assert result.calibration.info()["method"] == method[1]
+
+
+def _drift_right(right: int, wrong: int) -> tuple[list, Validation]:
+    """Two-step paths whose median drifts +1% from 100; the drift is right (the close ends at
+    101) on `right` paths and wrong (it stays at 100) on `wrong` ones."""
+    path = np.array([[99.0, 100.0, 101.0, 102.0, 103.0]] * 2)
+    actuals = [np.full(2, 101.0)] * right + [np.full(2, 100.0)] * wrong
+    return [path] * (right + wrong), _validation(actuals)
+
+
+def _evidence_z(right: int, wrong: int) -> float:
+    """By hand: keeping share s of the drift moves each tail error by -d_s on a right path and
+    +d_s on a wrong one (d_s the kept drift in CLP), so for every share the gain over no
+    change in standard errors is (2p - 1) / (2 sqrt(p(1 - p)) sqrt(n / (n - 1))) * sqrt(n),
+    p the share of right paths, n the (independent, 7-day) paths."""
+    n = right + wrong
+    p = right / n
+    return (2 * p - 1) / (2 * np.sqrt(p * (1 - p)) * np.sqrt(n / (n - 1))) * np.sqrt(n)
+
+
+def test_inverse_loss_keeps_a_drift_only_on_one_sided_5_percent_evidence():
+    """23 right of 40 beat no change on average, at z 0.95 < 1.645: no drift kept; 28 of 40
+    (z 2.7) keep it whole (the largest gain)."""
+    assert 0.9 < _evidence_z(23, 17) < 1.0 and _evidence_z(28, 12) > 2.6
+    assert combiner.choose_drift_share(*_drift_right(23, 17)) == 0.0
+    assert combiner.choose_drift_share(*_drift_right(28, 12)) == 1.0
+
+
+def test_the_evidence_rule_at_its_edge_and_at_any_scale():
+    """20 right of 31: z = 1.662 (with the sample standard deviation), just past 1.645: kept.
+    Ten times the drift (+10%) moves the gain and its standard error alike: 23 of 40 still
+    keeps nothing."""
+    assert 1.645 < _evidence_z(20, 11) < 1.67
+    assert combiner.choose_drift_share(*_drift_right(20, 11)) == 1.0
+    paths, validation = _drift_right(23, 17)
+    wide = [100 + 10 * (path - 100) for path in paths]
+    actuals = [100 + 10 * (actual - 100) for actual in validation.actuals]
+    assert combiner.choose_drift_share(wide, _validation(actuals)) == 0.0
+
+
+def test_a_quarter_of_the_drift_is_kept_when_a_quarter_of_it_came_true():
+    """Median +4% on every path, the close ending +1% each time: keeping 0.25 of the drift
+    errs least (by hand: 100 * 1.04 ** 0.25 = 100.985)."""
+    path = np.array([[99.0, 102.0, 104.0, 106.0, 109.0]] * 2)
+    actuals = [np.full(2, 101.0)] * 20
+    assert combiner.choose_drift_share([path] * 20, _validation(actuals)) == 0.25

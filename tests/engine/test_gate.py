@@ -10,8 +10,9 @@ from fxforecast.engine.calibration import CorrectedRegimeWidths
 from fxforecast.engine.members.random_walk import RandomWalk
 from fxforecast.engine.validation import validation_set
 from fxforecast.errors import DataError
-from fxforecast.horizons import future_step_dates, horizon_params
+from fxforecast.horizons import horizon_params
 from fxforecast.marketdata.clean import clean
+from helpers import assert_publishable
 
 AS_OF = pd.Timestamp("2024-11-29")
 
@@ -40,17 +41,65 @@ def test_too_few_validation_paths_left_is_a_clear_error(raw):
     assert "have a realised 7-day path" in str(error.value) and "fall in gaps" in str(error.value)
 
 
-def test_the_gate_names_every_kind_of_broken_forecast():
-    good = np.array([[940.0, 955.0, 975.0, 997.0, 1009.0]])
-    assert gate.problems(good) == []
-    assert gate.problems(good * np.nan) == ["a quantile is not finite"]
-    assert gate.problems(-good) != []
-    assert "not in increasing order" in gate.problems(good[:, ::-1])[0]
-    same_width = np.array([[955.0, 955.0, 975.0, 997.0, 997.0]])
-    assert gate.problems(same_width) == ["the 95% interval is not wider than the 80% one"]
-    steps = future_step_dates(AS_OF, 7)
-    assert gate.check(np.repeat(good, 5, axis=0), steps, AS_OF, 7) == []
-    assert "up to its 7-day target" in gate.check(good, steps[:1], AS_OF, 7)[0]
+GOOD = np.array([[940.0, 955.0, 975.0, 997.0, 1009.0]])
+
+
+@pytest.mark.parametrize(
+    "quantiles, expected",
+    [
+        (GOOD, []),
+        (GOOD / 1000, []),  # below 1 is still a price
+        (GOOD * np.nan, ["a quantile is not finite"]),
+        ([[None, 955, 975, 997, 1009]], ["a quantile is not finite"]),  # a null read back
+        (np.array([[-1.0, 955.0, 975.0, 997.0, 1009.0]]), ["a quantile is not positive"]),
+        # Zero is not a price either (a log of it is -inf).
+        (np.array([[0.0, 955.0, 975.0, 997.0, 1009.0]]), ["a quantile is not positive"]),
+        (
+            GOOD[:, ::-1],
+            [
+                "quantiles are not in increasing order",
+                "the 95% interval is not wider than the 80% one",
+            ],
+        ),
+        (
+            np.array([[940.0, 955.0, 998.0, 997.0, 1009.0]]),
+            ["quantiles are not in increasing order"],
+        ),
+        # The 95% interval no wider than the 80% one on one side alone: each side is checked.
+        (
+            np.array([[955.0, 955.0, 975.0, 997.0, 1009.0]]),
+            ["the 95% interval is not wider than the 80% one"],
+        ),
+        (
+            np.array([[940.0, 955.0, 975.0, 997.0, 997.0]]),
+            ["the 95% interval is not wider than the 80% one"],
+        ),
+        (
+            np.array([[0.0, 0.0, 975.0, 997.0, 997.0]]),
+            ["a quantile is not positive", "the 95% interval is not wider than the 80% one"],
+        ),
+        (GOOD[0], ["quantiles have shape (5,), expected (steps, 5)"]),
+        (GOOD[:, :4], ["quantiles have shape (1, 4), expected (steps, 5)"]),
+        (GOOD[:0], ["quantiles have shape (0, 5), expected (steps, 5)"]),
+    ],
+)
+def test_the_gate_names_every_kind_of_broken_forecast(quantiles, expected):
+    assert gate.problems(quantiles) == expected
+
+
+def test_the_gate_checks_the_step_dates_themselves():
+    """The steps must be the business days after the as-of date up to its target: by hand,
+    as of Friday 2024-11-29 the 7-day steps are Monday 2 December to Friday 6 December."""
+    steps = pd.DatetimeIndex(["2024-12-02", "2024-12-03", "2024-12-04", "2024-12-05", "2024-12-06"])
+    five = np.repeat(GOOD, 5, axis=0)
+    assert gate.check(five, steps, AS_OF, 7) == []
+    wrong = "the steps are not the business days after 2024-11-29 up to its 7-day target"
+    # As many dates, each a business day late: a forecast with shifted dates.
+    assert gate.check(five, steps + pd.offsets.BDay(1), AS_OF, 7) == [wrong]
+    assert gate.check(five, steps.insert(0, AS_OF)[:5], AS_OF, 7) == [wrong]
+    assert gate.check(GOOD, steps[:1], AS_OF, 7) == [wrong]
+    assert gate.check(five[:4], steps, AS_OF, 7) == ["4 quantile rows for 5 steps"]
+    assert gate.check(five * np.nan, steps, AS_OF, 7) == ["a quantile is not finite"]
 
 
 def test_an_unusable_ensemble_falls_back_to_the_random_walk(raw, monkeypatch):
@@ -60,7 +109,7 @@ def test_an_unusable_ensemble_falls_back_to_the_random_walk(raw, monkeypatch):
     data = clean(raw, "2023-06-30")
     result = ensemble.forecast(data, horizon_params(7), [(RandomWalk(), True)], 60)
     assert result.degraded and "a quantile is not finite" in result.fallback
-    assert gate.problems(result.quantiles) == []
+    assert_publishable(result.quantiles, result.step_dates, "2023-06-30", 7)
     np.testing.assert_array_equal(result.quantiles, result.members["random_walk"].forecast)
     assert result.members["random_walk"].weight == 1.0
     assert result.calibration.info() == {"method": "none"}

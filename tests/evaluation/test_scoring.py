@@ -116,3 +116,87 @@ def test_horizon_sets_the_hac_lag():
     b = 100.0 - np.array(actuals)
     assert got == pytest.approx(diebold_mariano(e, b, lag=math.ceil(30 / 7) - 1))
     assert got != pytest.approx(diebold_mariano(e, b, lag=0))
+
+
+def test_an_actual_on_an_interval_bound_is_covered():
+    """By hand: medians 100, bounds 98/102 (80%) and 96/104 (95%); actuals on each bound. The
+    80% interval holds 98 and 102 (2 of 4), the 95% one all four."""
+    actuals = [98.0, 102.0, 96.0, 104.0]
+    frame = pd.DataFrame(_rows("m", [100] * 4, actuals) + _rows("random_walk", [100] * 4, actuals))
+    m = score(frame).set_index("model").loc["m"]
+    assert m["coverage80"] == 0.5 and m["coverage95"] == 1.0
+
+
+def test_diebold_mariano_has_no_answer_without_enough_evidence():
+    # Two rows, or errors equal to the benchmark's: no p-value.
+    assert math.isnan(diebold_mariano(np.array([1.0, 2.0]), np.array([2.0, 1.0]), lag=0))
+    assert math.isnan(diebold_mariano(np.ones(5), -np.ones(5), lag=0))
+    # d = 2, -2, 2, -2, 2, -2: gamma0 = 4, gamma1 = 5 * -4 / 6; with lag 1 the long-run
+    # variance 4 - 2 * 20 / 6 is negative (no p-value); with lag 0 the mean 0 gives p = 1.
+    errors = np.sqrt(2) * np.array([1.0, 0, 1, 0, 1, 0])
+    benchmark = np.sqrt(2) * np.array([0.0, 1, 0, 1, 0, 1])
+    assert math.isnan(diebold_mariano(errors, benchmark, lag=1))
+    assert diebold_mariano(errors, benchmark, lag=0) == pytest.approx(1.0)
+
+
+def test_directional_accuracy_needs_a_predicted_move():
+    frame = pd.DataFrame(
+        _rows("m", [100] * 3, [101, 99, 102]) + _rows("random_walk", [100] * 3, [101, 99, 102])
+    )
+    assert math.isnan(score(frame).set_index("model").loc["m", "directional_accuracy"])
+
+
+def test_models_are_scored_on_the_origins_they_share_with_the_random_walk():
+    """By hand: the model has a fifth origin the random walk lacks (left out); two horizons,
+    rows sorted by horizon then model."""
+    rows = _rows("m", [101, 99, 100, 100, 500], [*ACTUALS, 100.0])
+    rows += _rows("random_walk", [100] * 4, ACTUALS)
+    rows += _rows("m", [100, 100], [101.0, 99.0], horizon=30)
+    rows += _rows("random_walk", [100, 100], [101.0, 99.0], horizon=30)
+    metrics = score(pd.DataFrame(rows))
+    assert metrics[["horizon_days", "model", "n"]].values.tolist() == [
+        [7, "m", 4],
+        [7, "random_walk", 4],
+        [30, "m", 2],
+        [30, "random_walk", 2],
+    ]
+    assert metrics.loc[0, "mae"] == pytest.approx(1.5)  # as in test_point_metrics_by_hand
+
+
+def test_diebold_mariano_at_its_edges():
+    # Three rows are enough: d = 3, -1, 1 (mean 1, gamma0 8/3), DM = 1 / sqrt(8/9) = 1.0607;
+    # HLN h=1: * sqrt(2/3) = 0.8660; two-sided t(2) p-value 0.4778.
+    errors, benchmark = np.array([2.0, 0.0, 1.0]), np.array([1.0, 1.0, 0.0])
+    assert diebold_mariano(errors, benchmark, lag=0) == pytest.approx(0.4778, abs=1e-4)
+    # A constant difference has no variance: no p-value.
+    assert math.isnan(diebold_mariano(np.full(5, 2.0), np.ones(5), lag=0))
+    # Differences all near 1 but not equal still have one (a tiny variance: p near 0).
+    near_one = np.sqrt(1 + np.array([1e-6, -1e-6, 2e-6, 0.0, 1e-6]))
+    assert diebold_mariano(near_one, np.zeros(5), lag=0) < 1e-6
+    # The test does not depend on the unit: errors a tenth as large, the same p-value.
+    errors = np.array([3.0, 1, 2, 0, 2, 1])
+    benchmark = np.array([1.0, 1, 1, 1, 1, 2])
+    assert diebold_mariano(errors / 10, benchmark / 10, lag=1) == pytest.approx(0.18173, abs=1e-5)
+
+
+def test_directions_count_every_decided_forecast():
+    """By hand: up and predicted up (right), down and predicted up (wrong): 0.5."""
+    frame = pd.DataFrame(
+        _rows("m", [101, 101], [102, 98]) + _rows("random_walk", [100, 100], [102, 98])
+    )
+    assert score(frame).set_index("model").loc["m", "directional_accuracy"] == 0.5
+
+
+def test_an_actual_beyond_the_95_percent_interval_is_not_covered():
+    frame = pd.DataFrame(
+        _rows("m", [100, 100], [110.0, 101.0]) + _rows("random_walk", [100, 100], [110.0, 101.0])
+    )
+    m = score(frame).set_index("model").loc["m"]
+    assert m["coverage95"] == 0.5 and m["coverage80"] == 0.5
+
+
+def test_the_table_has_one_row_per_model_and_horizon_and_no_index_column():
+    rows = _rows("m", [101, 99, 100, 100], ACTUALS) + _rows("random_walk", [100] * 4, ACTUALS)
+    metrics = score(pd.DataFrame(rows))
+    assert list(metrics.columns[:3]) == ["model", "horizon_days", "n"]
+    assert "index" not in metrics.columns and list(metrics.index) == [0, 1]

@@ -141,3 +141,24 @@ def test_one_plausibility_rule_for_cleaning_and_live_answers():
     ]
     rates = pd.Series([0.25, 0.25, 0.5, 4.0, 0.5])
     assert implausible(rates, 2.0, additive=True).tolist() == [False, False, False, True, False]
+
+
+@pytest.mark.parametrize("column", ["USDCLP", "Copper", "DXY"])
+@pytest.mark.parametrize(
+    "factor, flagged", [(1.24, False), (1.26, True), (1 / 1.24, False), (1 / 1.26, True)]
+)
+def test_the_bad_tick_bound_is_25_percent_from_the_median_of_the_five_before(
+    raw, column, factor, flagged
+):
+    """The documented bound, by hand: one close set to the median of the five valid closes
+    before it times 1.24 (or 1/1.24) stays; times 1.26 (or 1/1.26) is a bad tick."""
+    day = pd.Timestamp("2024-06-12")
+    median = raw.market[column].loc[: day - pd.Timedelta(days=1)].dropna().iloc[-5:].median()
+    market = raw.market.copy()
+    market.at[day, column] = median * factor
+    frame = clean(type(raw)(market, raw.rates, raw.source), "2024-06-28").frame
+    previous = frame[column.lower()].loc[: day - pd.Timedelta(days=1)].dropna().iloc[-1]
+    if column == "USDCLP":
+        assert np.isnan(frame.at[day, "usdclp"]) == flagged
+    else:  # a dropped exogenous value carries the day before's
+        assert frame.at[day, column.lower()] == (previous if flagged else median * factor)

@@ -2,9 +2,14 @@
 date after today, a non-finite or overflowing value, and --as-of after the data are one-line
 errors naming file, row and column; gaps between rows are recorded."""
 
+import time
+from datetime import UTC, datetime
+
+import numpy as np
 import pandas as pd
 import pytest
 from fxforecast.errors import ConfigError, DataError
+from fxforecast.marketdata import defects
 from fxforecast.marketdata.clean import clean
 from fxforecast.marketdata.schema import load_raw
 from helpers import edit_rows, error_line, metrics_lines
@@ -93,3 +98,52 @@ def test_as_of_after_the_newest_data_is_an_error(cli, raw, tmp_path):
     assert not (tmp_path / "output/forecaster_7d").exists()
     [line] = metrics_lines(tmp_path / "metrics.jsonl")
     assert line["status"] == "failed"
+
+
+def test_rows_five_days_apart_are_a_gap_and_four_are_a_long_weekend(raw):
+    """By hand: Friday 2024-06-07 to Wednesday 06-12 is 5 days (a gap); to Tuesday 06-11, 4."""
+    five = raw.market.drop(pd.bdate_range("2024-06-10", "2024-06-11"))
+    four = raw.market.drop(pd.bdate_range("2024-06-10", "2024-06-10"))
+    assert clean(type(raw)(five, raw.rates, raw.source)).report.gaps == [
+        {"after": "2024-06-07", "before": "2024-06-12", "days": 5}
+    ]
+    assert clean(type(raw)(four, raw.rates, raw.source)).report.gaps == []
+
+
+def _dates(*days) -> pd.Series:
+    return pd.Series(pd.to_datetime(list(days)))
+
+
+def test_the_first_duplicated_date_is_named_with_its_rows():
+    """By hand: A, B, A, B in rows 2..5: A (rows 2 and 4) is named first."""
+    with pytest.raises(DataError) as error:
+        defects.check_dates(
+            "f.csv", _dates("2024-01-02", "2024-01-03", "2024-01-02", "2024-01-03"), "Date"
+        )
+    assert (
+        str(error.value)
+        == "f.csv rows 2, 4: Date 2024-01-02 appears 2 times; keep one row per date"
+    )
+
+
+@pytest.mark.parametrize("zone", ["Etc/GMT-14", "Etc/GMT+12"])
+def test_today_is_utcs_whatever_the_servers_zone(monkeypatch, zone):
+    """A row dated tomorrow (UTC) passes (a server ahead of UTC may hold it), the day after is
+    refused, in a zone 14 hours ahead of UTC and in one 12 hours behind."""
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        today = pd.Timestamp(datetime.now(UTC).date())
+        defects.check_dates("f.csv", _dates(today, today + pd.Timedelta(days=1)), "Date")
+        with pytest.raises(DataError, match=r"^f.csv row 3: Date .* is after today"):
+            defects.check_dates("f.csv", _dates(today, today + pd.Timedelta(days=2)), "Date")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_value_of_exactly_1e9_is_allowed_and_more_is_refused():
+    dates = _dates("2024-01-02", "2024-01-03")
+    defects.check_values("f.csv", dates, "SP500", np.array([1e9, -1e9]))
+    with pytest.raises(DataError, match=r"row 3 \(2024-01-03\): SP500 value 1e\+09 is not"):
+        defects.check_values("f.csv", dates, "SP500", np.array([1e9, 1.0000001e9]))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from fxforecast.engine import ensemble, gate
+from fxforecast.engine import ensemble
 from fxforecast.engine.members.random_walk import RandomWalk
 from fxforecast.errors import ConfigError, DataError, FxError
 from fxforecast.horizons import horizon_params
@@ -21,7 +21,7 @@ from fxforecast.marketdata.clean import BAD_TICK_LOG_JUMP, clean
 from fxforecast.marketdata.schema import default_data_dir, load_raw
 from fxforecast.marketdata.signals import STOPPED_REFUSE_BDAYS, STOPPED_WARN_BDAYS
 from fxforecast.settings import load_settings
-from helpers import FAST_MEMBERS, run_service
+from helpers import FAST_MEMBERS, assert_publishable, run_service
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -95,7 +95,7 @@ def test_corrupted_data_gives_a_sane_forecast_or_a_one_line_error(corruptions):
             message = str(exc)
             assert message and "\n" not in message
             return
-    assert gate.check(result.quantiles, result.step_dates, result.as_of, 7) == []
+    assert_publishable(result.quantiles, result.step_dates, result.as_of, 7)
 
 
 def refuse(constant):
@@ -117,7 +117,8 @@ def test_a_service_run_on_corrupted_data_publishes_only_sane_files(corruptions):
             [forecast] = (tmp / "output/forecaster_7d").glob("*/forecast.json")
             payload = json.loads(forecast.read_text(), parse_constant=refuse)
             quantiles = [[step[q] for q in line["forecast"]] for step in payload["steps"]]
-            assert gate.problems(quantiles) == []
+            dates = [step["date"] for step in payload["steps"]]
+            assert_publishable(quantiles, dates, payload["as_of"], 7)
         else:
             assert done.returncode in (1, 2, 3) and line["status"] == "failed"
             assert done.stderr.strip().splitlines()[-1].startswith("error: ")

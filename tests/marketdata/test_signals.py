@@ -5,10 +5,13 @@ the snapshot's own history at any weekly origin the backtest may use."""
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
+from fxforecast.errors import DataError
 from fxforecast.evaluation.backtest import weekly_origins
-from fxforecast.marketdata.clean import clean
+from fxforecast.marketdata import signals
+from fxforecast.marketdata.clean import BAD_TICK_LOG_JUMP, clean, implausible
 from fxforecast.marketdata.signals import STOPPED_REFUSE_BDAYS, STOPPED_WARN_BDAYS
 from helpers import edit_rows, error_line, metrics_lines
 
@@ -152,3 +155,79 @@ def test_no_signal_fires_at_any_weekly_origin_of_the_snapshot(raw):
         if warnings:
             fired[str(origin.date())] = warnings
     assert fired == {}
+
+
+# The rules themselves on small frames, each expectation counted by hand: business days from
+# Monday 2024-01-01, USD/CLP 900, 901, ... and the other series moving every day.
+
+
+def _market(rows: int) -> pd.DataFrame:
+    index = pd.bdate_range("2024-01-01", periods=rows)
+    market = pd.DataFrame({"USDCLP": 900.0 + np.arange(rows)}, index=index)
+    for i, column in enumerate(signals.OTHER_SERIES):
+        market[column] = 10.0 * (i + 1) + np.arange(rows)
+    return market
+
+
+def _stopped(market: pd.DataFrame, newest: int) -> str | None:
+    """stopped_close with the genuine closes ending at position `newest`."""
+    close = market["USDCLP"].where(np.arange(len(market)) <= newest)
+    return signals.stopped_close(market, close, "m.csv")
+
+
+@pytest.mark.parametrize("behind", [STOPPED_WARN_BDAYS, STOPPED_WARN_BDAYS + 1, 20, 21])
+def test_a_close_more_than_10_business_days_old_is_said_and_more_than_20_refused(behind):
+    market = _market(40)
+    newest = 39 - behind
+    since = market.index[newest].date()
+    said = (
+        f"the newest genuine USDCLP close ({since}) is {behind} business days before the as-of "
+        "date 2024-02-23"
+    )
+    if behind <= STOPPED_WARN_BDAYS:
+        assert _stopped(market, newest) is None
+    elif behind <= STOPPED_REFUSE_BDAYS:
+        assert _stopped(market, newest) == f"{said}; the forecast starts from that close"
+    else:
+        with pytest.raises(DataError) as error:
+            _stopped(market, newest)
+        assert str(error.value) == (
+            f"m.csv: {said}; more than 20 is too old to forecast from: fix the feed or the file, "
+            f"or run with --as-of {since}"
+        )
+
+
+def test_a_stuck_feed_is_named_when_most_rows_after_it_repeat_the_value():
+    """12 rows after the newest close (position 27, 2024-02-07): 7 repeating its value is a
+    stuck feed, 6 of 12 (the others blank) is not said to be one. Copper flat since then did
+    not move; DXY took two values, so it did."""
+    market = _market(40)
+    market.loc[market.index[27] :, "Copper"] = 5.0
+    market.loc[market.index[28] :, "DXY"] = 99.0
+    after = market.index[28:]
+    stuck = market.copy()
+    stuck.loc[after, "USDCLP"] = [927.0] * 7 + [np.nan] * 5
+    assert _stopped(stuck, 27) == (
+        "USDCLP stuck at 927 since 2024-02-07: unchanged for 12 business days to 2024-02-23 "
+        "while DXY, Oil, SP500, VIX moved (a stuck feed); the forecast starts from that close"
+    )
+    half = market.copy()
+    half.loc[after, "USDCLP"] = [927.0] * 6 + [np.nan] * 6
+    assert _stopped(half, 27).startswith("the newest genuine USDCLP close (2024-02-07) is 12")
+
+
+def test_a_level_shift_inside_the_data_is_named_with_the_level_before_it():
+    """Positions 20-22 x10, then the old level again: the three are a level shift (not the
+    newest close), measured against the median of the five closes before them (915..919)."""
+    market = _market(30)
+    market.iloc[20:23, 0] *= 10
+    bad = implausible(market["USDCLP"], BAD_TICK_LOG_JUMP)
+    assert bad.tolist() == [False] * 20 + [True] * 3 + [False] * 7
+    with pytest.raises(DataError) as error:
+        signals.level_shift(market, bad, "m.csv")
+    assert str(error.value) == (
+        "m.csv: the USDCLP closes from 2024-01-29 to 2024-01-31 (3 in a row) are 10x the level "
+        "before them (917, the median of the 5 closes to 2024-01-26): a level shift, not bad "
+        "ticks (a unit slip in the feed, or a move too large to take on trust); fix or remove "
+        "those closes"
+    )

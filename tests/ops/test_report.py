@@ -32,7 +32,7 @@ from fxforecast.ops.report.sections import REPORT_RUNS
 from fxforecast.ops.store import load_forecasts, save_forecast
 from fxforecast.quantiles import QUANTILE_COLUMNS
 from fxforecast.settings import Settings
-from helpers import FAST_MEMBERS, metrics_lines, run_service, service_env
+from helpers import FAST_MEMBERS, file_size_limit, metrics_lines, run_service, service_env
 
 NOW = datetime(2026, 2, 20, 12, 0, tzinfo=UTC)
 CLOSES = clean(load_raw(default_data_dir())).filled_close()
@@ -269,6 +269,8 @@ def test_one_colour_per_member_including_new_ones():
 
 
 def test_command_writes_the_page_atomically(history, tmp_path, capsys):
+    """A page that does not fit on the disk leaves the previous page whole: a reader sees the
+    old page or the new one, never part of one."""
     settings, _ = history
     out = tmp_path / "site" / "index.html"
     args = [
@@ -279,10 +281,17 @@ def test_command_writes_the_page_atomically(history, tmp_path, capsys):
         str(settings.forecast_db),
     ]
     args += ["--output-dir", str(settings.output_dir), "--data-dir", str(settings.data_dir)]
-    assert main([*args, "--out", str(out)]) == 0
+    args += ["--out", str(out)]
+    assert main(args) == 0
     assert capsys.readouterr().out == f"report: {out}\n"
-    assert out.read_text().startswith("<!DOCTYPE html>")
-    assert [p.name for p in out.parent.parent.iterdir()] == ["site"]  # no staging left behind
+    page = out.read_bytes()
+    assert page.startswith(b"<!DOCTYPE html>") and page.endswith(b"</html>")
+    with file_size_limit(len(page) // 2):
+        assert main(args) == 1
+    assert capsys.readouterr().err.startswith("error: [Errno 27] File too large")
+    assert out.read_bytes() == page
+    assert [p.name for p in out.parent.iterdir()] == ["index.html"]  # no staging left behind
+    assert [p.name for p in out.parent.parent.iterdir()] == ["site"]
 
 
 def test_bad_input_is_one_line_and_writes_nothing(history, tmp_path, capsys):

@@ -125,8 +125,9 @@ def test_store_failure_keeps_the_forecast(tmp_path):
 
 
 def test_two_runs_of_one_service_at_once(tmp_path):
-    """Both runs wait while the service lock is held, then run one after the other: both
-    finish, the metrics file stays valid, the store keeps one forecast for the as-of date."""
+    """Both runs wait while the service lock is held and write nothing until they have it,
+    then run one after the other: both finish, the metrics file stays valid, the store keeps
+    one forecast for the as-of date."""
     lock_path = tmp_path / "logs/forecaster_7d.lock"
     lock_path.parent.mkdir()
     with open(lock_path, "w") as held:
@@ -142,6 +143,14 @@ def test_two_runs_of_one_service_at_once(tmp_path):
         ):
             time.sleep(0.2)
         assert log.read_text().count("holds the lock; waiting") == 2
+        # Held a while longer: a run that went on without the lock would write its forecast,
+        # its row in the store and its metrics line in these seconds (a fast run takes ~3 s).
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            assert not (tmp_path / "output/forecaster_7d").exists()
+            assert not (tmp_path / "forecasts.sqlite").exists()
+            assert not (tmp_path / "metrics.jsonl").exists()
+            time.sleep(0.2)
         assert all(run.poll() is None for run in runs)  # both are waiting, neither gave up
         fcntl.flock(held, fcntl.LOCK_UN)
     results = [run.communicate(timeout=300) for run in runs]

@@ -69,7 +69,8 @@ class MarketData:
 def implausible(values: pd.Series, max_step: float, additive: bool = False) -> pd.Series:
     """Mask of values further than `max_step` from the median of the five plausible values
     before each: in log terms for prices (a non-positive price is never plausible), in points
-    when `additive` (rates). The first value has nothing before it and stands.
+    when `additive` (rates). The first value has nothing before it and stands, unless it is a
+    non-positive price.
 
     Each value's verdict depends only on earlier verdicts, so the loop reaches the one
     consistent mask, vectorised, in two rounds on clean data (one more per nearby bad value)."""

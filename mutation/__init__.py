@@ -1,0 +1,2 @@
+"""`make mutation`: mutation testing (mutmut) of the critical modules, with the tests that cover
+each."""
