@@ -181,6 +181,21 @@ def _backtest_folder(folder: Path) -> None:
     (folder / "relative_error.png").write_bytes(relative_error_chart(metrics))
 
 
+def test_the_readmes_accuracy_figures_are_the_accuracy_pages():
+    """The README's headline table, typed by hand, against the generated Accuracy page: a new
+    backtest (make accuracy-docs) fails this until the README says the same."""
+
+    def rows(text: str, header: str) -> dict[str, list[str]]:
+        table = text[text.index(header) :].split("\n\n")[0].splitlines()[2:]
+        return {cells[0]: cells for cells in (line.strip("| ").split(" | ") for line in table)}
+
+    readme = rows((ROOT / "README.md").read_text(), "| horizon | rel_MAE | rel_WQL |")
+    page = rows((ROOT / "docs" / "accuracy" / "index.md").read_text(), "| horizon | n | rel_MAE |")
+    assert readme.keys() == page.keys() == {"7d", "15d", "30d", "90d"}
+    for horizon, (_, rel_mae, rel_wql, cov80, cov95) in readme.items():
+        assert [rel_mae, rel_wql, cov80, cov95] == page[horizon][2:6], horizon
+
+
 def test_the_accuracy_page_is_written_from_the_backtests_files(tmp_path, capsys):
     backtest, out = tmp_path / "backtest", tmp_path / "page"
     _backtest_folder(backtest)
