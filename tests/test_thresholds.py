@@ -3,8 +3,6 @@ forecast's own published quantiles; a bad value is a one-line error naming the k
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 from fxforecast.errors import ConfigError
@@ -15,7 +13,6 @@ from helpers import (
     error_line,
     metrics_lines,
     run_service,
-    service_env,
     service_script,
 )
 
@@ -84,16 +81,9 @@ def test_rates_are_read_sorted_once_each_and_empty_means_none():
 
 
 def test_a_service_with_a_bad_value_fails_in_one_line_with_a_metrics_line(tmp_path):
-    script = service_script("forecaster_7d", tmp_path)
-    env_file = script.with_name(".env")
+    env_file = service_script("forecaster_7d", tmp_path).with_name(".env")
     env_file.write_text("RATE_THRESHOLDS=950,-1\n")
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env=service_env(tmp_path),
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    done = run_service("forecaster_7d", tmp_path)  # with that .env beside its run.py
     assert done.returncode == 2
     expected = (
         f"RATE_THRESHOLDS='950,-1' in {env_file}: '-1' is not a finite number above 0; give "

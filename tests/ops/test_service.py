@@ -100,16 +100,9 @@ def test_as_of_runs_on_earlier_data_and_switches_work(tmp_path):
 
 
 def test_invalid_setting_names_key_and_file(tmp_path):
-    script = service_script("forecaster_7d", tmp_path)
-    env_file = script.with_name(".env")
+    env_file = service_script("forecaster_7d", tmp_path).with_name(".env")
     env_file.write_text("ENABLE_ARIMA=true\nENABLE_VAR=maybe\n")
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env=service_env(tmp_path),
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    done = run_service("forecaster_7d", tmp_path)  # with that .env beside its run.py
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: ENABLE_VAR='maybe' in {env_file}: expected true or false"
     # Monitoring sees the failed run: one metrics line, and status alerts.
