@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from fxforecast import horizons
 from fxforecast.engine import calibration as cal
 from fxforecast.engine.members.base import Fitted, Member, closes_until, normal_quantiles
 from fxforecast.evaluation import backtest
@@ -155,7 +156,7 @@ def _yardstick(text: str) -> cal.Yardstick:
     return cal.Yardstick(int(days), float(decay), int(window))
 
 
-WEEKLY, MONTHLY = cal.Yardstick(5, 0.97, 250), cal.Yardstick(21, 0.99, 250)
+WEEKLY, MONTHLY = cal.Yardstick(*horizons.WEEKLY), cal.Yardstick(*horizons.MONTHLY)
 # name -> (what it is, factory of the horizon's parameters, or None for a product setting)
 VARIANTS = {
     BASELINE: ("the previous default: the regime on daily returns, corrected", None),

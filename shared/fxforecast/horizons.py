@@ -34,7 +34,7 @@ VALIDATION_ORIGINS_LONG = 400
 # over weeks and months: the widths' yardstick is measured on moves of about the horizon's scale,
 # weekly at 7-15 days, monthly at 30-90, its EWMA's half-life a few such moves (23 and 69 days)
 # and its reference a year of them (three at 90 days: 12 independent monthly moves make a noisy
-# reference). Chosen on the 2017-2024 backtest (docs/decisions/regime-conformal.md).
+# reference). Chosen on the 2017-2024 backtest (docs/decisions/width-yardstick.md).
 WEEKLY = (5, 0.97, 250)
 MONTHLY = (21, 0.99, 250)
 
