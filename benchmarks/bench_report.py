@@ -1,6 +1,7 @@
 """`make bench-report`: time to render the report from five years of weekly runs of the four
-services, against the import floor (`python -c "import fxforecast"`), each in a fresh process,
-side by side. Prints numbers; asserts nothing.
+services, every chart drawn (CACHE_DIR empty) and with the charts kept by a previous page (what a
+refresh finds for the services that did not run), against the import floor (`python -c "import
+fxforecast"`), each in a fresh process, side by side. Prints numbers; asserts nothing.
 
 The synthetic history: one metrics line per service per Monday (mostly ok, some degraded,
 failed and Chronos-skipped runs, Chronos on for 7d in the last two years, two corrupt lines),
@@ -8,6 +9,7 @@ every forecast in the store with targets whose actual closes are in the embedded
 each service's latest fan chart."""
 
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -131,10 +133,12 @@ def write_history(folder: Path) -> int:
     return len(lines)
 
 
-def _seconds(command: list[str]) -> tuple[float, float]:
+def _seconds(command: list[str], cache_dir: str = "") -> tuple[float, float]:
     """Wall and CPU (user + system) seconds of one run of `command` in a fresh process."""
     before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(
+        command, check=True, capture_output=True, env={**os.environ, "CACHE_DIR": cache_dir}
+    )
     wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
@@ -148,22 +152,28 @@ def main() -> None:
         report += ["--metrics", str(folder / "metrics.jsonl"), "--db"]
         report += [str(folder / "forecasts.sqlite"), "--output-dir", str(folder / "output")]
         report += ["--data-dir", str(default_data_dir())]
-        # Side by side: the floor and the report alternate, so both see the same machine load.
-        floors, reports = [], []
+        kept = str(folder / "cache")
+        _seconds(report, kept)  # draws and keeps every chart
+        # Side by side: the three alternate, so all see the same machine load.
+        runs = {"floor": [], "drawn": [], "kept": []}
         for _ in range(REPEATS):
-            floors.append(_seconds([sys.executable, "-c", "import fxforecast"]))
-            reports.append(_seconds(report))
-        floor = [statistics.median(t) for t in zip(*floors, strict=True)]
-        seconds = [statistics.median(t) for t in zip(*reports, strict=True)]
+            runs["floor"].append(_seconds([sys.executable, "-c", "import fxforecast"]))
+            runs["drawn"].append(_seconds(report))
+            runs["kept"].append(_seconds(report, kept))
+        floor, drawn, kept = (
+            [statistics.median(t) for t in zip(*runs[what], strict=True)]
+            for what in ("floor", "drawn", "kept")
+        )
         size_mb = out.stat().st_size / 2**20
     print(f"history: {YEARS} years x {len(HORIZONS)} services, {lines} metrics lines")
-    print(f"medians of {REPEATS} runs, each in a fresh process, the two alternating")
-    print(f"{'what':<34}{'wall s':>8}{'ratio':>8}{'CPU s':>8}{'ratio':>8}")
+    print(f"medians of {REPEATS} runs, each in a fresh process, alternating")
+    print(f"{'what':<38}{'wall s':>8}{'ratio':>8}{'CPU s':>8}{'ratio':>8}")
     for what, (wall, cpu) in (
         ("import floor (import fxforecast)", floor),
-        ("fxforecast report", seconds),
+        ("fxforecast report, every chart drawn", drawn),
+        ("the same, the charts kept", kept),
     ):
-        print(f"{what:<34}{wall:>8.2f}{wall / floor[0]:>8.1f}{cpu:>8.2f}{cpu / floor[1]:>8.1f}")
+        print(f"{what:<38}{wall:>8.2f}{wall / floor[0]:>8.1f}{cpu:>8.2f}{cpu / floor[1]:>8.1f}")
     print(f"page: {size_mb:.1f} MB")
 
 

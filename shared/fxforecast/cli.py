@@ -2,6 +2,7 @@
 
 import argparse
 import re
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -233,6 +234,15 @@ def _cache(args) -> int:
             print(describe(store.info()))
     except CacheUnusable as exc:
         raise ConfigError(str(exc)) from None
+    # The report's charts, kept beside the members (ops/report/charts.py).
+    charts = store.folder / "charts"
+    kept = list(charts.glob("*.html"))
+    if args.action == "clear":
+        shutil.rmtree(charts, ignore_errors=True)
+        print(f"removed {len(kept)} report charts from {charts}")
+    else:
+        size = sum(path.stat().st_size for path in kept)
+        print(f"report charts: {len(kept)}, {size / 1e6:.1f} MB in {charts}")
     return 0
 
 

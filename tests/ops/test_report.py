@@ -5,9 +5,12 @@ that never ran, and a forecast store whose targets have real actual closes in th
 import base64
 import html
 import json
+import os
 import re
 import subprocess
 import sys
+import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from fxforecast.marketdata.clean import clean
 from fxforecast.marketdata.schema import default_data_dir, load_raw
 from fxforecast.ops.accuracy import scored_forecasts
 from fxforecast.ops.outputs import fan_chart, steps_table
+from fxforecast.ops.report.charts import UNUSED_KEPT_S
 from fxforecast.ops.report.history import (
     MEMBER_COLOURS,
     SPARE_COLOURS,
@@ -33,6 +37,7 @@ from fxforecast.ops.store import load_forecasts, save_forecast
 from fxforecast.quantiles import QUANTILE_COLUMNS
 from fxforecast.settings import Settings
 from helpers import FAST_MEMBERS, file_size_limit, metrics_lines, run_service, service_env
+from matplotlib.figure import Figure
 
 NOW = datetime(2026, 2, 20, 12, 0, tzinfo=UTC)
 CLOSES = clean(load_raw(default_data_dir())).filled_close()
@@ -163,6 +168,7 @@ def write_history(folder: Path) -> Settings:
         output_dir=folder / "output",
         log_dir=folder / "logs",
         data_dir=default_data_dir(),
+        cache_dir=folder / "cache",
     )
     latest = steps_table(pd.DatetimeIndex(["2024-12-06"]), [[940.0, 951.5, 970.25, 990.0, 1001.0]])
     chart = settings.output_dir / "forecaster_7d" / "2024-11-29" / "fan_chart.png"
@@ -183,6 +189,12 @@ def forecast(target, last_close, median, half80, half95):
         "status": "ok",
         "steps": [{"date": target, **dict(zip(QUANTILE_COLUMNS, quantiles, strict=True))}],
     }
+
+
+@pytest.fixture(autouse=True)
+def own_cache_dir(tmp_path_factory, monkeypatch):
+    """`fxforecast report` keeps its charts under CACHE_DIR: here, never the repository's."""
+    monkeypatch.setenv("CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +257,59 @@ def test_every_chart_of_a_service_that_ran(history):
     ]
     # Self-contained: every image inline, nothing to fetch.
     assert not re.search(r"<script|<link|(src|href)=\"(?!data:|#)", page)
+
+
+def test_a_refreshed_page_draws_again_only_the_charts_whose_inputs_changed(tmp_path, monkeypatch):
+    """Charts are kept under CACHE_DIR by what they draw: a page built again draws nothing, a
+    run of one service redraws that service's charts only, a damaged kept chart is drawn again,
+    and every page is the same bytes as one drawn with nothing kept."""
+    settings = write_history(tmp_path)
+    drawn = []
+    savefig = Figure.savefig
+    monkeypatch.setattr(
+        Figure, "savefig", lambda fig, *a, **k: drawn.append(1) or savefig(fig, *a, **k)
+    )
+
+    def page(kept=True):
+        drawn.clear()
+        chosen = settings if kept else replace(settings, cache_dir=None)
+        return build_page(chosen, NOW, structlog.get_logger()), len(drawn)
+
+    fresh, all_charts = page(kept=False)
+    kept_dir = settings.cache_dir / "charts"
+    assert page() == (fresh, all_charts) and len(list(kept_dir.iterdir())) == all_charts
+    assert page() == (fresh, 0)
+    # A new run of the 15-day service: its four charts change, the 7-day ones do not.
+    with settings.metrics_log_path.open("a") as log:
+        log.write(json.dumps(run("forecaster_15d", "2026-02-10")) + "\n")
+    fresh, _ = page(kept=False)
+    assert page() == (fresh, 4)
+    damaged = next(kept for kept in kept_dir.iterdir() if kept.read_text() in fresh)
+    damaged.write_text(damaged.read_text()[:-10])  # cut short
+    assert page() == (fresh, 1)
+    # The 15-day service's previous charts are used no more: gone once they are an hour old.
+    assert len(list(kept_dir.iterdir())) == all_charts + 4
+    for kept in kept_dir.iterdir():
+        os.utime(kept, (time.time() - UNUSED_KEPT_S - 1,) * 2)
+    assert page() == (fresh, 0)
+    assert len(list(kept_dir.iterdir())) == all_charts
+
+
+def test_charts_kept_by_one_process_serve_the_next(history, tmp_path):
+    """The digest of a chart's inputs is the same in every process: a second `fxforecast
+    report` finds every chart the first one kept, and rewrites none."""
+    settings, _ = history
+    command = [sys.executable, "-m", "fxforecast", "report", "--out", str(tmp_path / "p.html")]
+    command += ["--metrics", str(settings.metrics_log_path), "--db", str(settings.forecast_db)]
+    command += ["--output-dir", str(settings.output_dir), "--data-dir", str(settings.data_dir)]
+    env = {**os.environ, "CACHE_DIR": str(tmp_path / "cache")}
+
+    def kept():
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        return {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cache" / "charts").iterdir()}
+
+    first = kept()
+    assert len(first) == 10 and kept() == first  # six 7-day charts, four 15-day ones
 
 
 def test_failures_corrupt_lines_and_services_that_never_ran(history):
@@ -360,7 +425,9 @@ def test_stale_data_and_other_alerts_are_shown_in_red(tmp_path):
     degraded = run("forecaster_15d", "2026-02-16", status="degraded")
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text(json.dumps(stale) + "\n" + json.dumps(degraded) + "\n")
-    settings = Settings(metrics_log_path=metrics, forecast_db=tmp_path / "none.sqlite")
+    settings = Settings(
+        metrics_log_path=metrics, forecast_db=tmp_path / "none.sqlite", cache_dir=None
+    )
     page = build_page(settings, NOW, structlog.get_logger())
     seven = section(page, "forecaster_7d")
     assert "<h2>forecaster_7d: CRITICAL</h2>" in seven

@@ -4,6 +4,7 @@ as a cold one and computes only the new week), the four services writing it at o
 
 import sqlite3
 from contextlib import closing
+from pathlib import Path
 
 from fxforecast.cli import main
 from helpers import FAST_MEMBERS, metrics_lines, run_service, start_service
@@ -82,9 +83,14 @@ def test_cache_info_shows_the_last_run_and_clear_empties_it(cli, tmp_path, capsy
     assert f"last run: forecaster_7d as of {NEWEST}" in info
     assert f"{warm['cache']['hits']} hits, 0 misses, 0 corrupt" in info
     assert "random_walk paths: 79" in info  # 78 validation origins and the final forecast
+    # The page's four charts kept by each run's refresh (the first run's, not an hour old yet).
+    assert "report charts: 8, " in info and len(list(Path("data/cache/charts").iterdir())) == 8
 
     assert main(["cache", "clear"]) == 0
-    assert capsys.readouterr().out.startswith("removed 80 entries")
+    cleared = capsys.readouterr().out
+    assert cleared.startswith("removed 80 entries")
+    assert "removed 8 report charts from data/cache/charts" in cleared
+    assert not Path("data/cache/charts").exists()
     assert main(["cache", "info"]) == 0
     assert "entries: 0," in capsys.readouterr().out
     monkeypatch.setenv("CACHE_DIR", "")

@@ -1,15 +1,24 @@
 """The report's charts: matplotlib to SVG, embedded as data URIs so each chart's ids stay its
-own."""
+own; kept by a digest of what they draw, so a page refreshed after one service's run redraws
+that service's charts only."""
 
 import base64
+import hashlib
 import html
 import io
+import pickle
+import time
+from contextlib import suppress
+from importlib.metadata import version
+from pathlib import Path
 
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ...engine.member_cache import code_digest
+from ...fsio import write_all
 from .history import ROLLING_FORECASTS, RUN_STATUSES, as_dict, number, run_times
 
 STATUS_COLOURS = {
@@ -23,6 +32,50 @@ STATUS_COLOURS = {
 
 class Html(str):
     """Markup already escaped: table cells take it as it is."""
+
+
+# A kept chart no page has used for this long is removed; a younger one may be another page's,
+# being built at the same time.
+UNUSED_KEPT_S = 3600
+
+
+class Charts:
+    """Draws charts, each kept in `folder` (none: not kept) under a digest of the drawing code,
+    matplotlib's version and the chart's inputs; a kept chart is used instead of drawing it."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        self.used: set[str] = set()
+
+    def __call__(self, draw, *inputs) -> Html:
+        if self.folder is None:
+            return draw(*inputs)
+        key = hashlib.sha256(
+            f"{code_digest(__name__)} {version('matplotlib')} {draw.__name__}".encode()
+            + pickle.dumps(inputs, protocol=5)
+        ).hexdigest()
+        name = f"{key}.html"
+        self.used.add(name)
+        try:
+            kept = (self.folder / name).read_text()
+            if kept.startswith("<figure>") and kept.endswith("</figure>"):  # else draw it again
+                return Html(kept)
+        except (OSError, UnicodeDecodeError):
+            pass
+        chart = draw(*inputs)
+        with suppress(OSError):  # a chart not kept is drawn again next time: never a failure
+            write_all(self.folder, {name: chart.encode()})
+        return chart
+
+    def remove_unused(self) -> None:
+        """Remove the kept charts that this page did not use (older versions of them)."""
+        if self.folder is None:
+            return
+        oldest = time.time() - UNUSED_KEPT_S
+        with suppress(OSError):
+            for path in self.folder.glob("*.html"):
+                if path.name not in self.used and path.stat().st_mtime < oldest:
+                    path.unlink(missing_ok=True)
 
 
 def _axes(rows: int, height: float):
@@ -44,8 +97,10 @@ def _span(axes, times) -> None:
 
 def _svg(fig, alt: str) -> Html:
     buffer = io.BytesIO()
-    with plt.rc_context({"svg.fonttype": "none"}):  # text as text: smaller, and selectable
-        fig.savefig(buffer, format="svg")
+    # Text as text: smaller, and selectable. A fixed salt and no date: the same chart is the
+    # same bytes, whether drawn now or kept from an earlier page.
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "fxforecast"}):
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
     plt.close(fig)
     data = base64.b64encode(buffer.getvalue()).decode()
     return Html(

@@ -10,6 +10,7 @@ from ...quantiles import QUANTILE_COLUMNS, chance_text
 from ...settings import Settings
 from ..status import SUCCESS, data_texts
 from .charts import (
+    Charts,
     Html,
     accuracy_chart,
     chronos_chart,
@@ -173,7 +174,7 @@ def _thresholds(run: dict) -> str:
     return _table(header, rows, text_columns=0)
 
 
-def _accuracy(name: str, accuracy: dict | None, scored: pd.DataFrame) -> str:
+def _accuracy(name: str, accuracy: dict | None, scored: pd.DataFrame, draw: Charts) -> str:
     if accuracy is None:
         return '<p class="note">Unavailable: see the note at the top of the page.</p>'
     entry = accuracy["services"].get(name)
@@ -204,10 +205,10 @@ def _accuracy(name: str, accuracy: dict | None, scored: pd.DataFrame) -> str:
         f"actual; windows end at the newest target date with an actual, "
         f"{entry['newest_target']}. MAE and bias in CLP per USD.</p>"
     )
-    return table + note + accuracy_chart(rolling_accuracy(rows).iloc[-REPORT_RUNS:])
+    return table + note + draw(accuracy_chart, rolling_accuracy(rows).iloc[-REPORT_RUNS:])
 
 
-def _chronos(runs: list[dict], colours: dict) -> str:
+def _chronos(runs: list[dict], colours: dict, draw: Charts) -> str:
     blocks = [(r, as_dict(r.get("chronos"))) for r in runs]
     if not any(b.get("enabled") or b.get("status") not in (None, "disabled") for _, b in blocks):
         return '<p class="note">Chronos was never enabled for this service.</p>'
@@ -221,10 +222,10 @@ def _chronos(runs: list[dict], colours: dict) -> str:
         if reasons
         else '<p class="note">Chronos was never skipped and never failed.</p>'
     )
-    return chronos_chart(runs, colours) + table
+    return draw(chronos_chart, runs, colours) + table
 
 
-def _monthly(runs: list[dict]) -> str:
+def _monthly(runs: list[dict], draw: Charts) -> str:
     monthly = monthly_runs(runs)
     recent = monthly.iloc[::-1].iloc[:MONTHS_TABLED]
     rows = [
@@ -236,7 +237,9 @@ def _monthly(runs: list[dict]) -> str:
         ]
         for month, row in recent.iterrows()
     ]
-    return monthly_chart(monthly) + _table(["month", *RUN_STATUSES, "runs", "success rate"], rows)
+    return draw(monthly_chart, monthly) + _table(
+        ["month", *RUN_STATUSES, "runs", "success rate"], rows
+    )
 
 
 def _failures(runs: list[dict]) -> str:
@@ -247,7 +250,7 @@ def _failures(runs: list[dict]) -> str:
     return _table(["run at (UTC)", "what", "error"], rows, text_columns=3)
 
 
-def service_section(name, runs, health, settings, accuracy, scored, colours) -> str:
+def service_section(name, runs, health, settings, accuracy, scored, colours, draw) -> str:
     head = f'<section id="{html.escape(name)}"><h2>{html.escape(name)}: {health["state"]}</h2>'
     alerts = _problems(health)
     if not runs:
@@ -260,17 +263,17 @@ def service_section(name, runs, health, settings, accuracy, scored, colours) -> 
         "<h3>Latest forecast</h3>",
         _latest(runs, health, settings, colours),
         "<h3>Realized accuracy</h3>",
-        _accuracy(name, accuracy, scored),
+        _accuracy(name, accuracy, scored, draw),
         "<h3>Member weights</h3>",
-        weights_chart(weights, colours) if weights.shape[1] else _NOTHING,
+        draw(weights_chart, weights, colours) if weights.shape[1] else _NOTHING,
         "<h3>Member validation scores</h3>",
-        scores_chart(scores, colours) if scores.shape[1] else _NOTHING,
+        draw(scores_chart, scores, colours) if scores.shape[1] else _NOTHING,
         "<h3>Chronos</h3>",
-        _chronos(runs, colours),
+        _chronos(runs, colours, draw),
         "<h3>Run time and memory</h3>",
-        resources_chart(runs),
+        draw(resources_chart, runs),
         "<h3>Runs per month</h3>",
-        _monthly(runs),
+        _monthly(runs, draw),
         "<h3>Last failures</h3>",
         _failures(runs),
     ]
