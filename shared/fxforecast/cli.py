@@ -146,7 +146,8 @@ def _report(args) -> int:
         data_dir=args.data_dir,
     )
     out = args.out or default_path(settings)
-    refuse_root_in_service_folders([settings.log_dir, out.parent, out.parent.parent])
+    folders = [settings.log_dir, out.parent, out.parent.parent]
+    refuse_root_in_service_folders(folders + ([settings.cache_dir] if settings.cache_dir else []))
     log = configure_logging("report", settings.log_dir)
     out = write_report(settings, out, datetime.now(UTC), log)
     print(f"report: {out}")

@@ -76,3 +76,21 @@ def test_root_report_fetch_and_a_bad_setting_are_refused_too(tmp_path, install_l
         line = error_line(done.stderr)
         assert line.startswith("error: started as root, but ") and f"runuser -u {OWNER} --" in line
     assert snapshot(tmp_path) == before
+
+
+def test_a_cache_dir_of_the_service_user_outside_data_refuses_root_too(tmp_path):
+    """CACHE_DIR elsewhere (a server's /var/cache/fxforecast): the member cache and the report's
+    charts there are the service user's; a root run or `fxforecast report` is refused, not let
+    in to leave root-owned files behind."""
+    cache = tmp_path / "var-cache"
+    cache.mkdir()
+    os.chown(cache, pwd.getpwnam(OWNER).pw_uid, -1)
+    env = {**service_env(tmp_path, **FAST_MEMBERS), "CACHE_DIR": str(cache)}
+    (tmp_path / "metrics.jsonl").write_text("")
+    for command in ("report", "run --horizon 7"):
+        command = [sys.executable, "-m", "fxforecast", *command.split()]
+        done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 2, command
+        line = error_line(done.stderr)
+        assert line.startswith(f"error: started as root, but {cache} belongs to"), command
+    assert list(cache.iterdir()) == []

@@ -24,6 +24,7 @@ def run_folders(settings: Settings) -> list[Path]:
         settings.output_dir,
         cache_dir(settings),
         settings.forecast_db.parent,
+        *([settings.cache_dir] if settings.cache_dir else []),  # the members and report charts
     ]
 
 
