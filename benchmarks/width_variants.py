@@ -74,7 +74,7 @@ class VarianceRatio:
         factors = self._factors(closes, validation.origins, steps)
         widened = [_per_step(p, factors[i], {"80": 1.0, "95": 1.0}) for i, p in enumerate(paths)]
         now = self._factors(closes, [closes.index[-1]], steps)[0]
-        return _PerStep(now, cal.recent_corrections(widened, validation))
+        return _PerStep(now, cal.recent_corrections(validation.tails(widened), validation))
 
 
 def _own_sigma(path):
@@ -99,7 +99,7 @@ class FromYardstick:
             _per_step(p, self._factor(p, f), {"80": 1.0, "95": 1.0})
             for p, f in zip(paths, fast, strict=True)
         ]
-        corrections = cal.recent_corrections(widened, validation)
+        corrections = cal.recent_corrections(validation.tails(widened), validation)
         now = float(self.yardstick.volatility(closes)[0].iloc[-1])
         variant = self
 

@@ -196,23 +196,21 @@ def _coverage_case(spread_by_age, n=150, days=7, seed=8):
     return paths, _validation(actuals, days=days)
 
 
+def _recent_corrections(paths, validation):
+    return calibration.recent_corrections(validation.tails(paths), validation)
+
+
 def test_recent_coverage_corrects_the_widths_and_older_misses_fade():
-    too_wide_lately = calibration.recent_corrections(
-        *_coverage_case(lambda age: 0.5 if age < 60 else 1.0)
-    )
-    too_narrow_lately = calibration.recent_corrections(
-        *_coverage_case(lambda age: 2.0 if age < 60 else 1.0)
-    )
-    missed_long_ago = calibration.recent_corrections(
+    too_wide_lately = _recent_corrections(*_coverage_case(lambda age: 0.5 if age < 60 else 1.0))
+    too_narrow_lately = _recent_corrections(*_coverage_case(lambda age: 2.0 if age < 60 else 1.0))
+    missed_long_ago = _recent_corrections(
         *_coverage_case(lambda age: 3.0 if age >= 4 * calibration.RECENT_HALF_LIFE_WEEKS else 1.0)
     )
     assert too_wide_lately["80"] < 0.8 and too_wide_lately["95"] < 0.8
     assert too_narrow_lately["80"] > 1.3 and too_narrow_lately["95"] > 1.3
     assert missed_long_ago["80"] == pytest.approx(1.0, abs=0.12)
     # The same evidence on 30-day paths overlaps more, so it moves the correction less.
-    wide_30 = calibration.recent_corrections(
-        *_coverage_case(lambda age: 0.5 if age < 60 else 1.0, days=30)
-    )
+    wide_30 = _recent_corrections(*_coverage_case(lambda age: 0.5 if age < 60 else 1.0, days=30))
     assert too_wide_lately["80"] < wide_30["80"] < 1.0
 
 

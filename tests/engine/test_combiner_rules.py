@@ -111,7 +111,7 @@ def test_paths_and_origins_must_pair_up():
     with pytest.raises(ValueError):
         combiner.choose_drift_share(paths[:3], validation)
     with pytest.raises(ValueError):
-        calibration.interval_ratios(paths[:3], validation.actuals, 1, 3)
+        validation.tails(paths[:3])
     closes = pd.Series(100.0 + np.arange(300.0), index=pd.bdate_range("2019-01-01", periods=300))
     with pytest.raises(ValueError):
         calibration.RegimeConformal().fit(paths[:3], validation, closes)
@@ -139,13 +139,15 @@ def test_weighted_quantile_by_hand():
 def test_interval_ratios_by_hand():
     # Tails (second rows): 104 against the 80% upper half-width log(105/100); 97 against the
     # lower one log(100/95).
-    paths = [np.array([ROW, ROW])] * 2
-    actuals = [np.array([0.0, 104.0]), np.array([0.0, 97.0])]
-    ratios = calibration.interval_ratios(paths, actuals, 1, 3)
-    assert ratios[0] == pytest.approx([np.log(1.04) / np.log(1.05)])
-    assert ratios[1] == pytest.approx([np.log(100 / 97) / np.log(100 / 95)])
-    wide = calibration.interval_ratios(paths, actuals, 0, 4)
-    assert wide[0] == pytest.approx([np.log(1.04) / np.log(1.10)])
+    validation = _validation([np.array([0.0, 104.0]), np.array([0.0, 97.0])])
+    tails = validation.tails([np.array([ROW, ROW])] * 2)
+    actual = validation.tails(validation.actuals)
+    ratios = calibration.interval_ratios(tails, actual, 1, 3)
+    assert ratios == pytest.approx(
+        [np.log(1.04) / np.log(1.05), np.log(100 / 97) / np.log(1 / 0.95)]
+    )
+    wide = calibration.interval_ratios(tails, actual, 0, 4)
+    assert wide[0] == pytest.approx(np.log(1.04) / np.log(1.10))
 
 
 def test_calibrate_stretches_each_interval_by_its_factor_and_keeps_them_sorted():
@@ -163,13 +165,14 @@ def test_split_conformal_factors_by_hand():
     ratios = np.arange(1, 10) / 10
     paths = [np.array([ROW, ROW])] * 9
     actuals = [np.array([0.0, 100 * (1.05 if i % 2 else 0.95) ** r]) for i, r in enumerate(ratios)]
-    factors = calibration.calibration_factors(paths, _validation(actuals))
+    validation = _validation(actuals)
+    factors = calibration.calibration_factors(validation.tails(paths), validation)
     raw80 = np.quantile(ratios, 0.8 * (1 + 1 / 9))
     assert factors["80"] == pytest.approx(np.exp(9 / 19 * np.log(raw80)))
     sides = np.where(np.arange(9) % 2, np.log(1.05) / np.log(1.10), np.log(0.95) / np.log(0.90))
     raw95 = np.quantile(ratios * sides, min(1.0, 0.95 * (1 + 1 / 9)))
     assert factors["95"] == pytest.approx(np.exp(9 / 19 * np.log(raw95)))
-    fitted = calibration.SplitConformal().fit(paths, _validation(actuals), None)
+    fitted = calibration.SplitConformal().fit(paths, validation, None)
     assert fitted.info() == {"method": "split_conformal", **factors}
     np.testing.assert_allclose(
         fitted.apply(np.array([ROW])), calibration.calibrate(np.array([ROW]), factors)
@@ -184,7 +187,7 @@ def test_recent_corrections_weigh_recent_paths_by_hand():
     actuals = [np.array([0.0, 100 * 1.05**0.5]), np.array([0.0, 100 * 1.05**2.0])]
     origins = [pd.Timestamp("2020-01-03"), pd.Timestamp("2020-07-03")]
     validation = Validation(7, origins, [2, 2], actuals, [100.0, 100.0])
-    corrections = calibration.recent_corrections(paths, validation)
+    corrections = calibration.recent_corrections(validation.tails(paths), validation)
     assert corrections["80"] == pytest.approx(np.exp(2 / 12 * np.log(2.0)))
     # 95%: ratios log(1.05 ** r) / log(1.1): 0.2559 and 1.0237; 0.95 lies beyond: 1.0237.
     ratio95 = np.log(1.05**2.0) / np.log(1.10)
@@ -231,7 +234,7 @@ def test_recent_corrections_interpolate_between_weighted_paths_by_hand():
     paths = [np.array([ROW] * 4), np.array([ROW] * 4), two]
     actuals = [np.full(4, 100 * 1.05**3.0), np.full(4, 100 * 1.05**0.5), np.full(2, 105.0)]
     validation = Validation(7, origins, [4, 4, 2], actuals, [100.0] * 3)
-    corrections = calibration.recent_corrections(paths, validation)
+    corrections = calibration.recent_corrections(validation.tails(paths), validation)
     raw = 1.0 + (0.8 - 4 / 7) / (25 / 28 - 4 / 7) * 2.0
     kish = 1.75**2 / 1.3125
     assert corrections["80"] == pytest.approx(np.exp(kish / (kish + 10) * np.log(raw)))

@@ -80,7 +80,8 @@ def test_calibration_widens_intervals_that_were_too_narrow():
         z = np.array([-1.96, -1.2816, 0, 1.2816, 1.96])
         paths.append(100 * np.exp(sd[:, None] * z[None, :]))
         actuals.append(100 * np.exp(2 * sd * rng.standard_normal(5)))  # truly twice as wide
-    factors = calibration.calibration_factors(paths, validation_of(actuals, days=7))
+    validation = validation_of(actuals, days=7)
+    factors = calibration.calibration_factors(validation.tails(paths), validation)
     assert 1.6 < factors["80"] < 2.5 and 1.6 < factors["95"] < 2.5
     calibrated = calibration.calibrate(paths[0], factors)
     assert np.allclose(calibrated[:, 2], paths[0][:, 2])

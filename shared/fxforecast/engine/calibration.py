@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..horizons import HorizonParams
 from ..quantiles import MEDIAN
-from .validation import Validation, tail
+from .validation import Validation
 
 # Interval pairs calibrated separately, by index into LEVELS: (lower, upper, coverage).
 INTERVALS = ((1, 3, 0.80), (0, 4, 0.95))
@@ -22,19 +22,15 @@ CALIBRATION_LIMITS = (0.5, 3.0)
 CALIBRATION_PRIOR_PATHS = 10
 
 
-def interval_ratios(paths, actuals, lower: int, upper: int) -> list[np.ndarray]:
-    """Per path, over its tail (where the target lies): each error's log-distance from the
-    median over the interval's half-width on its side; above 1 the interval missed."""
-    ratios = []
-    for path, actual in zip(paths, actuals, strict=True):
-        path, actual = tail(path), tail(actual)
-        log_median = np.log(path[:, MEDIAN])
-        error = np.log(actual) - log_median
-        half_width = np.where(
-            error >= 0, np.log(path[:, upper]) - log_median, log_median - np.log(path[:, lower])
-        )
-        ratios.append(np.abs(error) / np.maximum(half_width, 1e-12))
-    return ratios
+def interval_ratios(tails: np.ndarray, actual: np.ndarray, lower: int, upper: int) -> np.ndarray:
+    """Per row of the stacked path tails (where the targets lie): the error's log-distance from
+    the median over the interval's half-width on its side; above 1 the interval missed."""
+    log_median = np.log(tails[:, MEDIAN])
+    error = np.log(actual) - log_median
+    half_width = np.where(
+        error >= 0, np.log(tails[:, upper]) - log_median, log_median - np.log(tails[:, lower])
+    )
+    return np.abs(error) / np.maximum(half_width, 1e-12)
 
 
 def shrunk_factor(raw: float, independent: float) -> float:
@@ -44,25 +40,27 @@ def shrunk_factor(raw: float, independent: float) -> float:
     return float(np.clip(np.exp(weight * np.log(max(raw, 1e-6))), *CALIBRATION_LIMITS))
 
 
-def calibration_factors(paths: list[np.ndarray], validation: Validation) -> dict[str, float]:
+def calibration_factors(tails: np.ndarray, validation: Validation) -> dict[str, float]:
     """Per interval, the factor on log-distance from the median that makes past errors in the
-    tail of each path (where the target lies) fall inside as often as nominal.
+    tail of each validation path (where the target lies) fall inside as often as nominal.
 
     The factor is shrunk toward 1 (in log terms) by how few independent paths it rests on, so
     one shock in a short window does not swing the width for years."""
     independent = validation.independent_paths()
+    actual = validation.tails(validation.actuals)
     factors = {}
     for lower, upper, coverage in INTERVALS:
-        ratios = interval_ratios(paths, validation.actuals, lower, upper)
+        ratios = interval_ratios(tails, actual, lower, upper)
         # Split-conformal level: (1 + 1/n) x nominal, n the number of validation paths.
-        level = min(1.0, coverage * (1 + 1 / len(paths)))
-        raw = float(np.quantile(np.concatenate(ratios), level))
+        level = min(1.0, coverage * (1 + 1 / len(validation.origins)))
+        raw = float(np.quantile(ratios, level))
         factors[f"{int(coverage * 100)}"] = shrunk_factor(raw, independent)
     return factors
 
 
-def calibrate(path: np.ndarray, factors: dict[str, float]) -> np.ndarray:
-    """Stretch each interval's log-distance from the median by its factor."""
+def calibrate(path: np.ndarray, factors: dict) -> np.ndarray:
+    """Stretch each interval's log-distance from the median by its factor (one for every row,
+    or one per row)."""
     log_path = np.log(path)
     out = log_path.copy()
     for lower, upper, coverage in INTERVALS:
@@ -89,7 +87,7 @@ class SplitConformal:
     """Split-conformal factors shrunk toward 1, clipped to the limits (the oldest method)."""
 
     def fit(self, paths: list[np.ndarray], validation: Validation, closes: pd.Series):
-        return Calibration(calibration_factors(paths, validation))
+        return Calibration(calibration_factors(validation.tails(paths), validation))
 
 
 # Volatility regime: a fast EWMA of the yardstick's moves (RiskMetrics-style decay) against their
@@ -190,22 +188,22 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, level: float) -> 
     return float(np.interp(level, np.cumsum(weights) - weights / 2, values))
 
 
-def recent_corrections(paths: list[np.ndarray], validation: Validation) -> dict[str, float]:
-    """Per interval, the factor that would have made the validation paths cover as often as
-    nominal, recent ones weighing most, shrunk toward 1 by how few independent paths it rests
-    on."""
+def recent_corrections(tails: np.ndarray, validation: Validation) -> dict[str, float]:
+    """Per interval, the factor that would have made the validation paths (their tails, stacked)
+    cover as often as nominal, recent ones weighing most, shrunk toward 1 by how few independent
+    paths it rests on."""
     last = validation.origins[-1]
     ages = np.array([(last - origin).days / 7 for origin in validation.origins])
     weights = 0.5 ** (ages / RECENT_HALF_LIFE_WEEKS)
     # Kish's effective number of weighted origins, then the overlap of their paths.
     independent = validation.independent_paths(weights.sum() ** 2 / (weights**2).sum())
+    actual = validation.tails(validation.actuals)
+    # A path's weight shared evenly by the rows of its tail.
+    point_weights = validation.per_tail_row(weights / validation.tail_lengths)
     corrections = {}
     for lower, upper, coverage in INTERVALS:
-        ratios = interval_ratios(paths, validation.actuals, lower, upper)
-        point_weights = np.concatenate(
-            [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=True)]
-        )
-        raw = weighted_quantile(np.concatenate(ratios), point_weights, coverage)
+        ratios = interval_ratios(tails, actual, lower, upper)
+        raw = weighted_quantile(ratios, point_weights, coverage)
         corrections[f"{int(coverage * 100)}"] = shrunk_factor(raw, independent)
     return corrections
 
@@ -237,11 +235,9 @@ class RegimeConformal:
 
     def fit(self, paths: list[np.ndarray], validation: Validation, closes: pd.Series):
         regime = VolatilityRegime(self.yardstick).fit(paths, validation, closes)
-        factors = self.yardstick.factors(closes, validation.origins)
-        widened = [
-            calibrate(path, {"80": factor, "95": factor})
-            for path, factor in zip(paths, factors, strict=True)
-        ]
+        # Each path's tail widened by the regime as of its origin, all rows at once.
+        factors = validation.per_tail_row(self.yardstick.factors(closes, validation.origins))
+        widened = calibrate(validation.tails(paths), {"80": factors, "95": factors})
         return CorrectedRegimeWidths(regime, recent_corrections(widened, validation))
 
 

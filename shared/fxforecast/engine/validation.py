@@ -6,6 +6,7 @@ For a run as of date `o` and horizon H, the origins are weekly dates whose H-day
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,20 @@ class Validation:
         return float(
             np.mean([pinball_loss(p, a) for p, a in zip(paths, self.actuals, strict=True)])
         )
+
+    @cached_property
+    def tail_lengths(self) -> np.ndarray:
+        """Rows in each origin's path tail."""
+        return np.array([len(a) - len(a) // 2 for a in self.actuals])
+
+    def tails(self, paths: list[np.ndarray]) -> np.ndarray:
+        """Every path's tail, stacked in origin order: what is judged on the validation set,
+        row by row in one array instead of one small array per origin."""
+        return np.concatenate([tail(p) for p, _ in zip(paths, self.actuals, strict=True)])
+
+    def per_tail_row(self, values) -> np.ndarray:
+        """One value per origin, repeated on each row of its path's tail."""
+        return np.repeat(np.asarray(values), self.tail_lengths)
 
     def independent_paths(self, origins: float | None = None) -> float:
         """Weekly origins of H-day paths overlap: about n * 7 / H of them are independent, n the
