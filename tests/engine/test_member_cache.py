@@ -11,12 +11,13 @@ from contextlib import closing
 
 import numpy as np
 import pandas as pd
-from fxforecast.engine import ensemble
+from fxforecast.engine import combiner, ensemble, member_cache
 from fxforecast.engine.member_cache import (
     MemberCache,
     RowDigests,
     Session,
     _own_imports,
+    combination_key,
     entry_key,
 )
 from fxforecast.engine.members import configured_members
@@ -106,6 +107,59 @@ def test_cached_paths_follow_the_rows_they_read(raw, tmp_path):
     assert warm.cached().misses == 2 * 3
     assert warm.cached().hits == 2 * (PARAMS.validation_origins - 1 + 1)
     assert warm.quantiles.tobytes() == forecast(changed, None).quantiles.tobytes()
+
+
+def test_the_combination_is_fitted_once_and_again_when_what_it_reads_changes(
+    raw, tmp_path, monkeypatch
+):
+    """The combiner's fit is kept beside the members' paths: the same run again fits no
+    combiner; a revised actual of the newest validation path (a row after its origin, before
+    the as-of: no validation path read it) fits it again, as a cold run would."""
+    fits = []
+    fit = combiner.GreedyCombiner.fit
+    monkeypatch.setattr(
+        combiner.GreedyCombiner, "fit", lambda self, *a: fits.append(1) or fit(self, *a)
+    )
+    store = MemberCache(tmp_path, 10**9)
+    cold = forecast(raw, store)
+    again = forecast(raw, store)
+    assert len(fits) == 1 and again.combination == cold.combination
+    assert again.quantiles.tobytes() == cold.quantiles.tobytes()
+    index = clean(raw, AS_OF).frame.index
+    newest = validation_set(clean(raw, AS_OF), PARAMS).origins[-1]
+    changed = revised(raw, index[index > newest][0], factor=1.01)
+    warm = forecast(changed, store)
+    assert len(fits) == 2
+    assert warm.quantiles.tobytes() == forecast(changed, None).quantiles.tobytes()
+
+
+def test_a_combination_key_holds_everything_the_fit_reads(monkeypatch):
+    paths = {"random_walk": "k1", "var": "k2"}
+    key = combination_key("greedy", paths, "rows")
+    assert combination_key("greedy", dict(paths), "rows") == key
+    for other in (
+        ("inverse_loss", paths, "rows"),
+        ("greedy", {"random_walk": "k1", "var": "k3"}, "rows"),
+        ("greedy", {"var": "k2", "random_walk": "k1"}, "rows"),  # the order of the members
+        ("greedy", {"random_walk": "k1"}, "rows"),
+        ("greedy", paths, "other rows"),
+    ):
+        assert combination_key(*other) != key
+    monkeypatch.setattr(member_cache, "code_digest", lambda module: "the combiner changed")
+    assert combination_key("greedy", paths, "rows") != key
+
+
+def test_one_fit_cache_over_a_revised_row_recomputes_what_read_it(raw):
+    """A backtest block keeps one FitCache over its origins, each cleaned again: a row revised
+    between two runs through it changes the keys of the paths that read it (nothing stale is
+    used), as on disk."""
+    frame_index = clean(raw, AS_OF).frame.index
+    origins = validation_set(clean(raw, AS_OF), PARAMS).origins
+    changed = revised(raw, frame_index[frame_index < origins[-1]][-1])
+    cache = FitCache()
+    ensemble.forecast(clean(raw, AS_OF), PARAMS, MEMBERS, 120, cache=cache)
+    again = ensemble.forecast(clean(changed, AS_OF), PARAMS, MEMBERS, 120, cache=cache)
+    assert again.quantiles.tobytes() == forecast(changed, None).quantiles.tobytes()
 
 
 def test_a_changed_member_recomputes_only_itself(raw, tmp_path):

@@ -3,6 +3,7 @@ import sys
 
 import pandas as pd
 import pytest
+from fxforecast.engine.combiner import GreedyCombiner
 from fxforecast.engine.member_cache import MemberCache
 from fxforecast.evaluation.backtest import (
     BacktestSpec,
@@ -147,6 +148,27 @@ def test_cli_rejects_a_reversed_window_in_one_line(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "error: --start 2020-01-10 is after --end 2019-01-04"
+
+
+def test_a_rerun_with_another_calibration_fits_no_combiner(raw, tmp_path, monkeypatch):
+    """The combiner's fit at each origin is kept too: a re-run that changes only the
+    calibration fits none, and its forecasts are those of a cold run with that calibration."""
+    spec = BacktestSpec((7,), "2019-10-04", "2019-10-11", 1, 4)
+    cache = MemberCache(tmp_path / "cache", 10**9)
+    run_backtest(raw, Settings(cache_dir=cache.folder), spec, tmp_path / "first", progress=False)
+    kept = {(row["member"], row["kind"]): row["entries"] for row in cache.info()["members"]}
+    assert kept[("ensemble", "combination")] == 2  # one per origin
+    fits = []
+    fit = GreedyCombiner.fit
+    monkeypatch.setattr(GreedyCombiner, "fit", lambda self, *a: fits.append(1) or fit(self, *a))
+    warm, cold = tmp_path / "warm", tmp_path / "cold"
+    run_backtest(
+        raw, Settings(cache_dir=cache.folder, calibration="regime"), spec, warm, progress=False
+    )
+    assert fits == []
+    run_backtest(raw, Settings(cache_dir=None, calibration="regime"), spec, cold, progress=False)
+    assert len(fits) == 2
+    assert (warm / "forecasts.csv").read_bytes() == (cold / "forecasts.csv").read_bytes()
 
 
 def test_a_rerun_with_another_combiner_and_calibration_computes_no_member(raw, tmp_path):

@@ -2,8 +2,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from fxforecast.errors import DataError
-from fxforecast.marketdata.clean import BAD_TICK_LOG_JUMP, clean, implausible
+from fxforecast.marketdata.clean import (
+    BAD_TICK_LOG_JUMP,
+    TICK_CHECKED,
+    bad_ticks,
+    clean,
+    implausible,
+)
 from fxforecast.marketdata.schema import load_raw
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def test_snapshot_bad_ticks_are_removed(raw):
@@ -162,3 +170,42 @@ def test_the_bad_tick_bound_is_25_percent_from_the_median_of_the_five_before(
         assert np.isnan(frame.at[day, "usdclp"]) == flagged
     else:  # a dropped exogenous value carries the day before's
         assert frame.at[day, column.lower()] == (previous if flagged else median * factor)
+
+
+def _outcome(raw, as_of, ticks=None):
+    try:
+        data = clean(raw, as_of, ticks)
+    except DataError as exc:
+        return str(exc)
+    return data.frame, (data.report.as_dict(), data.report.warnings)
+
+
+@settings(max_examples=40, derandomize=True, deadline=None)
+@given(
+    spikes=st.lists(
+        st.tuples(
+            st.integers(0, 299),  # row, counted back from the end
+            st.sampled_from(sorted(TICK_CHECKED)),
+            st.sampled_from((0.5, 1.3, 3.0, 100.0, -1.0)),
+        ),
+        max_size=6,
+    ),
+    cut=st.integers(0, 299),
+)
+def test_the_bad_ticks_of_the_whole_data_cut_at_a_date_are_those_of_the_data_cut_there(
+    raw, spikes, cut
+):
+    """What lets a backtest compute the masks once (bad_ticks) for all its origins: with bad
+    ticks, runs of them and level shifts before, at and after the as-of date, cleaning with the
+    whole data's masks cut there gives the same frame and report (or the same refusal)."""
+    market = raw.market.copy()
+    for row, column, factor in spikes:
+        market.iloc[-1 - row, market.columns.get_loc(column)] *= factor
+    changed = type(raw)(market, raw.rates, raw.source)
+    as_of = market.index[-1 - cut]
+    alone, cut_masks = _outcome(changed, as_of), _outcome(changed, as_of, bad_ticks(market))
+    if isinstance(alone, str):
+        assert cut_masks == alone
+    else:
+        pd.testing.assert_frame_equal(cut_masks[0], alone[0], check_exact=True)
+        assert cut_masks[1] == alone[1]

@@ -83,12 +83,13 @@ def test_cache_info_shows_the_last_run_and_clear_empties_it(cli, tmp_path, capsy
     assert f"last run: forecaster_7d as of {NEWEST}" in info
     assert f"{warm['cache']['hits']} hits, 0 misses, 0 corrupt" in info
     assert "random_walk paths: 79" in info  # 78 validation origins and the final forecast
+    assert "ensemble combinations: 1" in info  # the combiner's fit: the same in both runs
     # The page's four charts kept by each run's refresh (the first run's, not an hour old yet).
     assert "report charts: 8, " in info and len(list(Path("data/cache/charts").iterdir())) == 8
 
     assert main(["cache", "clear"]) == 0
     cleared = capsys.readouterr().out
-    assert cleared.startswith("removed 80 entries")
+    assert cleared.startswith("removed 81 entries")
     assert "removed 8 report charts from data/cache/charts" in cleared
     assert not Path("data/cache/charts").exists()
     assert main(["cache", "info"]) == 0

@@ -18,10 +18,10 @@ from ..marketdata.clean import MarketData
 from . import gate
 from .calibration import CALIBRATIONS
 from .combiner import COMBINERS, Combination
-from .member_cache import Counts
+from .member_cache import Counts, Session, combination_key
 from .members.base import Member
 from .runner import FitCache, MemberOutcome, run_members
-from .validation import validation_set
+from .validation import Validation, validation_set
 
 
 @dataclass
@@ -95,9 +95,7 @@ def forecast(
         if not working:
             reasons = "; ".join(f"{n}: {o.reason}" for n, o in outcomes.items())
             raise FxError(f"every member failed ({reasons}); check the data and MEMBER_TIMEOUT_S")
-        combination = COMBINERS[combiner]().fit(
-            {name: o.validation for name, o in working.items()}, validation
-        )
+        combination = _combination(combiner, working, validation, data, cache)
         for name, weight in combination.weights.items():
             outcomes[name].weight = weight
         # Every validation path combined at once, row by row (each row with its origin's last
@@ -121,6 +119,35 @@ def forecast(
         )
         found = gate.check(result.quantiles, step_dates, data.as_of, params.days)
         return _random_walk_fallback(result, params.days, "; ".join(found)) if found else result
+
+
+def _combination(
+    combiner: str,
+    working: dict[str, MemberOutcome],
+    validation: Validation,
+    data: MarketData,
+    cache: FitCache,
+) -> Combination:
+    """The combiner fitted on the working members' validation paths; kept in the member cache
+    when every one of them is (its key: combination_key), so that it is fitted once."""
+
+    def fit() -> Combination:
+        return COMBINERS[combiner]().fit({n: o.validation for n, o in working.items()}, validation)
+
+    paths_keys = {name: o.paths_key for name, o in working.items()}
+    if cache.store is None or None in paths_keys.values():
+        return fit()
+    rows = cache.digests(data.frame).of([data.as_of])[data.as_of]
+    key = combination_key(combiner, paths_keys, rows)
+    session = Session(cache.store)
+    try:
+        found = session.get({key: "combination"}).get(key)
+        if not isinstance(found, Combination):
+            found = fit()
+            session.put("ensemble", {key: "combination"}, {key: found})
+    finally:
+        session.close()
+    return found
 
 
 def _random_walk_fallback(result: EnsembleForecast, days: int, problem: str) -> EnsembleForecast:

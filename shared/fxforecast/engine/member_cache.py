@@ -1,7 +1,8 @@
 """The member cache: members' forecast paths (every validation origin and final forecast) and
 the fit of each run's newest validation anchor, on disk under a key of everything they depend
 on. A weekly run then computes only what is new, and a backtest run again with another combiner
-or calibration computes no member at all.
+or calibration computes no member at all. The combiner's fit at each origin is kept too (kind
+"combination", under combination_key), so a re-run with another calibration fits no combiner.
 
 A key is the sha256 of: the member's name and hyper-parameters, a digest of its code (its
 module and every fxforecast module that imports, transitively) and of the numeric libraries'
@@ -400,6 +401,18 @@ def member_identity(member) -> str:
 
 def entry_key(identity: str, kind: str, anchor, origin, steps, rows_digest: str) -> str:
     parts = [identity, kind, _day(anchor), _day(origin), str(steps), rows_digest]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def combination_key(combiner: str, paths_keys: dict[str, str], rows_digest: str) -> str:
+    """A combiner's fit: the combiner and its code, each working member's validation paths (by
+    name, in order) and the rows up to the as-of (which hold the validation's actuals)."""
+    parts = [
+        combiner,
+        code_digest("fxforecast.engine.combiner"),
+        json.dumps([_platform(), list(paths_keys.items())]),
+        rows_digest,
+    ]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 

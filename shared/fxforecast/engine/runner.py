@@ -22,6 +22,7 @@ where it runs changes no digit.
 """
 
 import ctypes
+import hashlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -58,6 +59,9 @@ class MemberOutcome:
     forecast: np.ndarray | None = None  # (steps, LEVELS) at the as-of date
     validation: list[np.ndarray] = field(default_factory=list)
     cached: Counts = field(default_factory=Counts)  # what the member cache held for it
+    # One digest of the member cache's keys of its validation paths (None: not storable):
+    # what a combination of them depends on, besides the combiner and the actuals.
+    paths_key: str | None = None
     scored_on: Validation | None = field(default=None, repr=False)
 
     @cached_property
@@ -86,6 +90,7 @@ class FitCache:
         self.store = store
         self.fits: dict[str, Fitted] = {}  # by the member cache's key
         self.paths: dict[str, np.ndarray] = {}
+        self.path_keys: dict[tuple, str] = {}  # the member cache's key of each path, once
         self._digests: RowDigests | None = None
 
     def digests(self, frame: pd.DataFrame) -> RowDigests:
@@ -112,17 +117,20 @@ class _MemberEntries:
     def _path_keys(self, items: list[tuple]) -> dict[tuple, str]:
         """Each (anchor, origin, steps)'s key, the data part from the rows up to the origin."""
         digests = self.cache.digests(self.frame).of([origin for _, origin, _ in items])
-        # A zero-shot member learns nothing from its fit: its path depends on the origin only.
-        return {
-            (anchor, origin, steps): self._key(
-                "path", None if self.member.zero_shot else anchor, origin, steps, digests[origin]
-            )
-            for anchor, origin, steps in items
-        }
+        known = self.cache.path_keys
+        keys = {}
+        for anchor, origin, steps in items:
+            # A zero-shot member learns nothing from its fit: its path depends on the origin only.
+            fitted_at = None if self.member.zero_shot else anchor
+            parts = (self.identity, fitted_at, origin, steps, digests[origin])
+            if parts not in known:  # a backtest's next origin asks again for nearly every one
+                known[parts] = self._key("path", *parts[1:])
+            keys[(anchor, origin, steps)] = known[parts]
+        return keys
 
     def paths(self, wanted: list[tuple]) -> dict[tuple, np.ndarray]:
         """The (anchor, origin, steps) paths kept so far, in memory or on disk."""
-        keys = self._path_keys(wanted)
+        self.keys = keys = self._path_keys(wanted)
         memory = self.cache.paths
         absent = {key: "path" for key in keys.values() if key not in memory}
         memory.update(self.session.get(absent))
@@ -185,7 +193,17 @@ def _member_forecasts(
             entries.keep(dict(zip(todo, computed, strict=True)))
     finally:
         entries.session.close()
-    return [paths[item] for item in wanted[:-1]], paths[wanted[-1]], entries.session.counts
+    paths_key = (
+        hashlib.sha256("".join(entries.keys[item] for item in wanted[:-1]).encode()).hexdigest()
+        if member.storable
+        else None
+    )
+    return (
+        [paths[item] for item in wanted[:-1]],
+        paths[wanted[-1]],
+        entries.session.counts,
+        paths_key,
+    )
 
 
 def run_member(
@@ -221,7 +239,7 @@ def _outcome(member, validation, timeout_s, state, value, seconds) -> MemberOutc
         )
     if state == "failed":
         return MemberOutcome(member.name, "failed", value, seconds=seconds)
-    validation_paths, final, cached = value
+    validation_paths, final, cached, paths_key = value
     return MemberOutcome(
         member.name,
         "ok",
@@ -230,6 +248,7 @@ def _outcome(member, validation, timeout_s, state, value, seconds) -> MemberOutc
         validation=validation_paths,
         cached=cached,
         scored_on=validation,
+        paths_key=paths_key,
     )
 
 

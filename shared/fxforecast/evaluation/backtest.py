@@ -24,7 +24,7 @@ from ..engine.runner import FitCache
 from ..errors import ConfigError
 from ..fsio import write_all
 from ..horizons import history_step_dates, horizon_params
-from ..marketdata.clean import clean
+from ..marketdata.clean import bad_ticks, clean
 from ..marketdata.schema import RawData
 from ..quantiles import QUANTILE_COLUMNS
 from ..settings import Settings
@@ -54,8 +54,8 @@ def weekly_origins(index: pd.DatetimeIndex, start, end) -> list[pd.Timestamp]:
     return list(weeks)
 
 
-def _origin_rows(raw, settings, params, origin, final_refit_weeks, cache, members, cached):
-    data = clean(raw, origin)
+def _origin_rows(raw, settings, params, origin, final_refit_weeks, cache, members, cached, ticks):
+    data = clean(raw, origin, ticks)
     result = ensemble.forecast(
         data,
         params,
@@ -93,10 +93,13 @@ def run_block(
     params = horizon_params(days)
     members = configured_members(settings, params)
     cache = FitCache(member_cache(settings))
+    ticks = bad_ticks(raw.market)  # once: each origin's are these, cut at the origin
     rows, cached = [], []
     for origin in origins:
         rows.extend(
-            _origin_rows(raw, settings, params, origin, final_refit_weeks, cache, members, cached)
+            _origin_rows(
+                raw, settings, params, origin, final_refit_weeks, cache, members, cached, ticks
+            )
         )
     return pd.DataFrame(rows), sum(cached, Counts())
 

@@ -90,8 +90,18 @@ def implausible(values: pd.Series, max_step: float, additive: bool = False) -> p
         bad = flagged
 
 
-def clean(raw: RawData, as_of: pd.Timestamp | str | None = None) -> MarketData:
-    """Cut at `as_of` (default: the newest row), then clean and align."""
+def bad_ticks(market: pd.DataFrame) -> dict[str, pd.Series]:
+    """The implausible() mask of each TICK_CHECKED column. A verdict reads only earlier values,
+    so the masks of the data cut at any date are these masks cut there: a backtest computes them
+    once for all its origins (clean's `ticks`)."""
+    return {column: implausible(market[column], BAD_TICK_LOG_JUMP) for column in TICK_CHECKED}
+
+
+def clean(
+    raw: RawData, as_of: pd.Timestamp | str | None = None, ticks: dict | None = None
+) -> MarketData:
+    """Cut at `as_of` (default: the newest row), then clean and align. `ticks`: bad_ticks() of
+    the whole raw market, to cut instead of computing them again."""
     market = raw.market
     if as_of is not None:
         as_of = pd.Timestamp(as_of)
@@ -112,7 +122,10 @@ def clean(raw: RawData, as_of: pd.Timestamp | str | None = None) -> MarketData:
     path = str(Path(raw.source) / MARKET_FILE)
 
     for column in TICK_CHECKED:
-        bad = implausible(market[column], BAD_TICK_LOG_JUMP)
+        if ticks is None:
+            bad = implausible(market[column], BAD_TICK_LOG_JUMP)
+        else:
+            bad = ticks[column].loc[:end]
         if column == "USDCLP":
             shift = signals.level_shift(market, bad, path)
         for date in market.index[bad]:
