@@ -15,6 +15,11 @@ from fxforecast.settings import CHOICES, Settings, load_settings
 Z = np.array([-1.96, -1.2816, 0.0, 1.2816, 1.96])
 
 
+def on_tails(rule, paths, validation):
+    """A drift rule on the validation paths' tails, stacked as the combiners give them."""
+    return rule(validation.tails(paths), validation)
+
+
 def _validation(actuals, days=7, lasts=None) -> Validation:
     lasts = lasts or [100.0] * len(actuals)
     origins = list(pd.bdate_range("2020-01-03", periods=len(actuals), freq="W-FRI"))
@@ -67,9 +72,9 @@ def _drift_case(rng, real: float, n=80, days=90):
 
 def test_drift_share_follows_its_evidence_continuously():
     rng = np.random.default_rng(5)
-    strong = combiner.evidence_share(*_drift_case(rng, real=1.0, n=300))
-    fewer_paths = combiner.evidence_share(*_drift_case(rng, real=1.0, n=60))
-    none = combiner.evidence_share(*_drift_case(rng, real=0.0))
+    strong = on_tails(combiner.evidence_share, *_drift_case(rng, real=1.0, n=300))
+    fewer_paths = on_tails(combiner.evidence_share, *_drift_case(rng, real=1.0, n=60))
+    none = on_tails(combiner.evidence_share, *_drift_case(rng, real=0.0))
     assert strong > 0.9
     assert 0.3 < fewer_paths < strong  # the same drift on less evidence keeps less of it
     assert none == 0.0
@@ -287,8 +292,8 @@ def test_inverse_loss_keeps_a_drift_only_on_one_sided_5_percent_evidence():
     """23 right of 40 beat no change on average, at z 0.95 < 1.645: no drift kept; 28 of 40
     (z 2.7) keep it whole (the largest gain)."""
     assert 0.9 < _evidence_z(23, 17) < 1.0 and _evidence_z(28, 12) > 2.6
-    assert combiner.choose_drift_share(*_drift_right(23, 17)) == 0.0
-    assert combiner.choose_drift_share(*_drift_right(28, 12)) == 1.0
+    assert on_tails(combiner.choose_drift_share, *_drift_right(23, 17)) == 0.0
+    assert on_tails(combiner.choose_drift_share, *_drift_right(28, 12)) == 1.0
 
 
 def test_the_evidence_rule_at_its_edge_and_at_any_scale():
@@ -296,11 +301,11 @@ def test_the_evidence_rule_at_its_edge_and_at_any_scale():
     Ten times the drift (+10%) moves the gain and its standard error alike: 23 of 40 still
     keeps nothing."""
     assert 1.645 < _evidence_z(20, 11) < 1.67
-    assert combiner.choose_drift_share(*_drift_right(20, 11)) == 1.0
+    assert on_tails(combiner.choose_drift_share, *_drift_right(20, 11)) == 1.0
     paths, validation = _drift_right(23, 17)
     wide = [100 + 10 * (path - 100) for path in paths]
     actuals = [100 + 10 * (actual - 100) for actual in validation.actuals]
-    assert combiner.choose_drift_share(wide, _validation(actuals)) == 0.0
+    assert on_tails(combiner.choose_drift_share, wide, _validation(actuals)) == 0.0
 
 
 def test_a_quarter_of_the_drift_is_kept_when_a_quarter_of_it_came_true():
@@ -308,4 +313,4 @@ def test_a_quarter_of_the_drift_is_kept_when_a_quarter_of_it_came_true():
     errs least (by hand: 100 * 1.04 ** 0.25 = 100.985)."""
     path = np.array([[99.0, 102.0, 104.0, 106.0, 109.0]] * 2)
     actuals = [np.full(2, 101.0)] * 20
-    assert combiner.choose_drift_share([path] * 20, _validation(actuals)) == 0.25
+    assert on_tails(combiner.choose_drift_share, [path] * 20, _validation(actuals)) == 0.25

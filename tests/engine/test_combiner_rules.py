@@ -10,6 +10,11 @@ from fxforecast.engine.validation import Validation
 ROW = np.array([90.0, 95.0, 100.0, 105.0, 110.0])
 
 
+def on_tails(rule, paths, validation):
+    """A drift rule on the validation paths' tails, stacked as the combiners give them."""
+    return rule(validation.tails(paths), validation)
+
+
 def _validation(actuals, days=7, lasts=None) -> Validation:
     lasts = lasts or [100.0] * len(actuals)
     origins = list(pd.bdate_range("2020-01-03", periods=len(actuals), freq="W-FRI"))
@@ -85,12 +90,14 @@ def test_evidence_share_by_hand():
     # share = 1 - (sd / sqrt(40) / 0.5) ** 2.
     sd = np.sqrt(40 / 39 * 0.75)
     expected = 1 - (sd / np.sqrt(40) / 0.5) ** 2
-    assert combiner.evidence_share(*_evidence_case(30, 10, 7)) == pytest.approx(expected)
+    assert on_tails(combiner.evidence_share, *_evidence_case(30, 10, 7)) == pytest.approx(expected)
     # The same at 90 days: 40 * 7 / 90 independent paths, less evidence, less drift.
     fewer = 1 - (sd / np.sqrt(40 * 7 / 90) / 0.5) ** 2
-    assert combiner.evidence_share(*_evidence_case(30, 10, 90)) == pytest.approx(fewer)
-    assert combiner.evidence_share(*_evidence_case(10, 30, 7)) == 0.0  # the drift lost
-    assert combiner.evidence_share(*_evidence_case(40, 0, 7)) == 0.0  # no spread: no evidence
+    assert on_tails(combiner.evidence_share, *_evidence_case(30, 10, 90)) == pytest.approx(fewer)
+    assert on_tails(combiner.evidence_share, *_evidence_case(10, 30, 7)) == 0.0  # the drift lost
+    assert (
+        on_tails(combiner.evidence_share, *_evidence_case(40, 0, 7)) == 0.0
+    )  # no spread: no evidence
 
 
 @pytest.mark.parametrize("days, share", [(30, 1.0), (31, 0.0)])
@@ -109,7 +116,7 @@ def test_inverse_loss_fits_weights_and_a_drift_share():
 def test_paths_and_origins_must_pair_up():
     paths, validation = _evidence_case(3, 1, 7)
     with pytest.raises(ValueError):
-        combiner.choose_drift_share(paths[:3], validation)
+        on_tails(combiner.choose_drift_share, paths[:3], validation)
     with pytest.raises(ValueError):
         validation.tails(paths[:3])
     closes = pd.Series(100.0 + np.arange(300.0), index=pd.bdate_range("2019-01-01", periods=300))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..quantiles import LEVELS, MEDIAN
-from .validation import Validation, tail
+from .validation import Validation
 
 WEIGHT_SHRINK = 0.25  # share of the weight spread evenly over all working members
 WEIGHT_POWER = 10  # weights follow validation loss ** -10: members 7% apart differ ~2x
@@ -52,27 +52,23 @@ def keep_drift(path: np.ndarray, last: float, share: float) -> np.ndarray:
     return path * np.exp(-shift)[:, None]
 
 
-def _tail_errors(paths: list[np.ndarray], validation: Validation, share: float) -> np.ndarray:
-    """Per validation path, the median's mean absolute error over the tail with `share` of
-    its drift kept."""
-    return np.array(
-        [
-            np.mean(np.abs(tail(keep_drift(p, last, share))[:, MEDIAN] - tail(a)))
-            for p, a, last in zip(paths, validation.actuals, validation.last_closes, strict=True)
-        ]
-    )
+def _tail_errors(tails: np.ndarray, validation: Validation, share: float) -> np.ndarray:
+    """Per validation path, the median's mean absolute error over its tail (the tails stacked)
+    with `share` of its drift kept."""
+    kept = keep_drift(tails, validation.per_tail_row(validation.last_closes), share)
+    return validation.tail_means(np.abs(kept[:, MEDIAN] - validation.tails(validation.actuals)))
 
 
-def choose_drift_share(paths: list[np.ndarray], validation: Validation) -> float:
+def choose_drift_share(tails: np.ndarray, validation: Validation) -> float:
     """The share of drift kept in the median: the one with the lowest absolute error over the
     tail of the validation paths, among those that beat no change (share 0) significantly
     (one-sided 5%, overlap-adjusted standard error); otherwise no change."""
 
-    no_change = _tail_errors(paths, validation, 0.0)
+    no_change = _tail_errors(tails, validation, 0.0)
     n_eff = validation.independent_paths()
     best_share, best_gain = 0.0, 0.0
     for share in DRIFT_SHARES[1:]:
-        diff = _tail_errors(paths, validation, share) - no_change
+        diff = _tail_errors(tails, validation, share) - no_change
         gain = -diff.mean()
         if gain > DRIFT_EVIDENCE_Z * diff.std(ddof=1) / np.sqrt(n_eff) and gain > best_gain:
             best_share, best_gain = share, gain
@@ -101,11 +97,10 @@ class InverseLossCombiner:
         weights = earn_weights(
             {name: validation.score(paths) for name, paths in member_paths.items()}
         )
-        combined = [
-            quantile_average({name: paths[i] for name, paths in member_paths.items()}, weights)
-            for i in range(len(validation.origins))
-        ]
-        return Combination(weights, choose_drift_share(combined, validation))
+        tails = {name: validation.tails(paths) for name, paths in member_paths.items()}
+        return Combination(
+            weights, choose_drift_share(quantile_average(tails, weights), validation)
+        )
 
 
 # Ensemble selection: rounds of greedy picks (with replacement); a weight moves in 1/25 steps.
@@ -152,11 +147,11 @@ class _PinballOfAverage:
         return float(np.mean(np.maximum(np.multiply(self.levels, diff, out=diff), other, out=diff)))
 
 
-def evidence_share(paths: list[np.ndarray], validation: Validation) -> float:
+def evidence_share(tails: np.ndarray, validation: Validation) -> float:
     """Positive-part James-Stein shrinkage of the drift toward no change: 1 - 1/z**2, z the
     drift's gain in tail absolute error over no change in (overlap-adjusted) standard errors.
     Continuous: weak evidence keeps little drift, strong evidence nearly all."""
-    diff = _tail_errors(paths, validation, 1.0) - _tail_errors(paths, validation, 0.0)
+    diff = _tail_errors(tails, validation, 1.0) - _tail_errors(tails, validation, 0.0)
     gain = -diff.mean()
     spread = diff.std(ddof=1) / np.sqrt(validation.independent_paths())
     if gain <= 0 or spread <= 0:
@@ -172,11 +167,8 @@ class GreedyCombiner:
         weights = select_members(member_paths, validation)
         if validation.days <= FULL_DRIFT_MAX_DAYS:
             return Combination(weights, 1.0)
-        combined = [
-            quantile_average({name: paths[i] for name, paths in member_paths.items()}, weights)
-            for i in range(len(validation.origins))
-        ]
-        return Combination(weights, evidence_share(combined, validation))
+        tails = {name: validation.tails(paths) for name, paths in member_paths.items()}
+        return Combination(weights, evidence_share(quantile_average(tails, weights), validation))
 
 
 COMBINERS = {"greedy": GreedyCombiner, "inverse_loss": InverseLossCombiner}

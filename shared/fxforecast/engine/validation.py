@@ -29,10 +29,11 @@ class Validation:
     last_closes: list[float]
 
     def score(self, paths: list[np.ndarray]) -> float:
-        """Mean pinball loss in CLP of one member's paths over every origin."""
-        return float(
-            np.mean([pinball_loss(p, a) for p, a in zip(paths, self.actuals, strict=True)])
-        )
+        """Mean pinball loss in CLP of one member's paths over every origin: the mean over the
+        origins of pinball_loss(path, actual), computed for every row at once."""
+        rows = np.concatenate([p for p, _ in zip(paths, self.actuals, strict=True)])
+        losses = pinball(rows, np.concatenate(self.actuals))
+        return float(np.mean(segment_means(losses, np.array(self.steps))))
 
     @cached_property
     def tail_lengths(self) -> np.ndarray:
@@ -43,6 +44,10 @@ class Validation:
         """Every path's tail, stacked in origin order: what is judged on the validation set,
         row by row in one array instead of one small array per origin."""
         return np.concatenate([tail(p) for p, _ in zip(paths, self.actuals, strict=True)])
+
+    def tail_means(self, values: np.ndarray) -> np.ndarray:
+        """Per origin, the mean of `values` (one per row of the stacked tails) over its tail."""
+        return segment_means(values, self.tail_lengths)
 
     def per_tail_row(self, values) -> np.ndarray:
         """One value per origin, repeated on each row of its path's tail."""
@@ -58,6 +63,21 @@ class Validation:
 def pinball_loss(quantiles: np.ndarray, actual: np.ndarray) -> float:
     """Mean pinball loss over steps and LEVELS, in CLP."""
     return float(np.mean(pinball(quantiles, actual)))
+
+
+def segment_means(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The mean of each segment of `values` (consecutive rows, `lengths` of them each, every
+    element of those rows), equal to np.mean of each segment alone: the segments of one length
+    are averaged together along the last axis of one contiguous array, which sums each the same
+    way."""
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    means = np.empty(len(lengths))
+    for length in np.unique(lengths):
+        which = np.flatnonzero(lengths == length)
+        block = values[starts[which][:, None] + np.arange(length)]  # (segments, length, ...)
+        means[which] = block.reshape(len(which), -1).mean(axis=1)
+    return means
 
 
 def tail(path: np.ndarray) -> np.ndarray:
