@@ -59,7 +59,10 @@ CREATE TABLE IF NOT EXISTS entries (
     size INTEGER NOT NULL,
     used REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS entries_used ON entries (used);
+-- Eviction's total and its order read this index alone, not the rows with their values (a full
+-- scan of the file at every write: 21 ms per write on a 56 MB cache).
+DROP INDEX IF EXISTS entries_used;
+CREATE INDEX IF NOT EXISTS entries_used_size ON entries (used, size);
 CREATE TABLE IF NOT EXISTS last_run (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     label TEXT NOT NULL,
