@@ -6,11 +6,12 @@ only sequences them, with one BLAS/OpenMP thread so results are identical to the
 whatever the core count or the backtest's --jobs.
 """
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ..errors import DataError, FxError
 from ..horizons import HorizonParams, future_step_dates
@@ -54,6 +55,19 @@ class Uncalibrated:
         return {"method": "none"}
 
 
+# The native thread pools (BLAS, OpenMP) found once per set of imported modules: finding them
+# costs about 2 ms, at every backtest origin otherwise, and only an import loads a new one.
+_thread_pools: tuple[int, ThreadpoolController] | None = None
+
+
+def _one_thread():
+    """threadpool_limits(limits=1) on the pools loaded now."""
+    global _thread_pools
+    if _thread_pools is None or _thread_pools[0] != len(sys.modules):
+        _thread_pools = (len(sys.modules), ThreadpoolController())
+    return _thread_pools[1].limit(limits=1)
+
+
 def forecast(
     data: MarketData,
     params: HorizonParams,
@@ -69,7 +83,7 @@ def forecast(
     beside Chronos if it is on (a service run); off, one after another in threads whose fits
     stay in `cache` (a backtest; engine.runner). `cache` also holds the member cache on disk,
     if any: paths found there are not computed again."""
-    with threadpool_limits(limits=1):  # small matrices: nothing is lost, and reproducible
+    with _one_thread():  # small matrices: nothing is lost, and reproducible
         validation = validation_set(data, params)
         step_dates = future_step_dates(data.as_of, params.days)
         cache = FitCache() if cache is None else cache

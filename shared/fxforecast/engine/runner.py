@@ -117,15 +117,16 @@ class _MemberEntries:
     def _path_keys(self, items: list[tuple]) -> dict[tuple, str]:
         """Each (anchor, origin, steps)'s key, the data part from the rows up to the origin."""
         digests = self.cache.digests(self.frame).of([origin for _, origin, _ in items])
-        known = self.cache.path_keys
+        known, identity, zero_shot = self.cache.path_keys, self.identity, self.member.zero_shot
         keys = {}
-        for anchor, origin, steps in items:
+        for item in items:
+            anchor, origin, steps = item
             # A zero-shot member learns nothing from its fit: its path depends on the origin only.
-            fitted_at = None if self.member.zero_shot else anchor
-            parts = (self.identity, fitted_at, origin, steps, digests[origin])
-            if parts not in known:  # a backtest's next origin asks again for nearly every one
-                known[parts] = self._key("path", *parts[1:])
-            keys[(anchor, origin, steps)] = known[parts]
+            parts = (identity, None if zero_shot else anchor, origin, steps, digests[origin])
+            key = known.get(parts)
+            if key is None:  # a backtest's next origin asks again for nearly every one
+                key = known[parts] = self._key("path", *parts[1:])
+            keys[item] = key
         return keys
 
     def paths(self, wanted: list[tuple]) -> dict[tuple, np.ndarray]:

@@ -104,10 +104,11 @@ def validation_set(data: MarketData, params: HorizonParams) -> Validation:
     origins, steps, actuals, last_closes = [], [], [], []
     seen = set()
     skipped = 0
-    for k, at in enumerate(positions):
+    # As Timestamps once: indexing the DatetimeIndex one element at a time costs more than the
+    # loop's own work.
+    for k, (at, origin) in enumerate(zip(positions, list(candidates), strict=True)):
         if at < 0 or fit_rows[k] < MIN_FIT_OBS:
             break
-        origin = candidates[k]
         actual = filled[starts[k] : ends[k]]
         # A gap in the data can leave an origin without a realised path (or repeat the origin
         # of the week before): it cannot score anything.
