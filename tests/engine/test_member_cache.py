@@ -8,6 +8,7 @@ import pickle
 import sqlite3
 import zlib
 from contextlib import closing
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -160,6 +161,19 @@ def test_one_fit_cache_over_a_revised_row_recomputes_what_read_it(raw):
     ensemble.forecast(clean(raw, AS_OF), PARAMS, MEMBERS, 120, cache=cache)
     again = ensemble.forecast(clean(changed, AS_OF), PARAMS, MEMBERS, 120, cache=cache)
     assert again.quantiles.tobytes() == forecast(changed, None).quantiles.tobytes()
+
+
+def test_one_process_in_two_folders_writes_each_folders_own_cache(tmp_path, monkeypatch):
+    """CACHE_DIR is relative to the folder a run starts in: the same relative path in another
+    folder is another file, also for the connection this process keeps open."""
+    for folder in ("first", "second"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        session = Session(MemberCache(Path("data/cache"), 10**9))
+        session.put("m", {folder: "path"}, {folder: np.zeros(1)})
+        session.close()
+    for folder in ("first", "second"):
+        assert list(entries(MemberCache(tmp_path / folder / "data/cache", 10**9))) == [folder]
 
 
 def test_a_changed_member_recomputes_only_itself(raw, tmp_path):

@@ -182,7 +182,7 @@ class MemberCache:
         readable database is deleted instead."""
         if not self.path.exists():
             return f"nothing to remove: no {self.path}"
-        forgotten = _connections.pop((os.getpid(), self.path), None)  # this process starts anew
+        forgotten = _connections.pop(_connection_key(self.path), None)  # this process starts anew
         if isinstance(forgotten, tuple):
             forgotten[0].close()
         try:
@@ -244,6 +244,12 @@ def member_cache(settings: Settings) -> MemberCache | None:
 _connections: dict[tuple[int, Path], tuple[sqlite3.Connection, threading.Lock] | str] = {}
 
 
+def _connection_key(path: Path) -> tuple[int, Path]:
+    # The absolute path: CACHE_DIR is relative to the folder a run starts in, and one process
+    # (the tests, a library user) may work in several.
+    return os.getpid(), path.absolute()
+
+
 class Session:
     """One member run's use of the cache: reads and writes, and its counts. After a failure
     (file unusable, disk full, locked past the timeout) the run goes on without the cache; the
@@ -258,7 +264,7 @@ class Session:
     def _open(self) -> tuple[sqlite3.Connection, threading.Lock] | None:
         if self.store is None:
             return None
-        key = (os.getpid(), self.store.path)
+        key = _connection_key(self.store.path)
         if key not in _connections:
             try:
                 _connections[key] = (self.store.connect(), threading.Lock())
@@ -274,7 +280,7 @@ class Session:
     def _fail(self, reason: str) -> None:
         self.counts.error = reason
         log.warning("member cache not used: %s", reason)
-        _connections[(os.getpid(), self.store.path)] = reason
+        _connections[_connection_key(self.store.path)] = reason
         self.store = None
 
     def get(self, kinds: dict[str, str]) -> dict[str, object]:
