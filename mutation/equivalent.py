@@ -63,6 +63,17 @@ EVERY_FILE_YIELDS = (
 )
 HISTORY_PATH = "History.path is never read: the skipped lines name the path read_recent was given"
 
+OUT_BUFFER = (
+    "`out=` only chooses where the result is written: without it numpy writes the same values "
+    "into a new array (the buffers exist to save the allocations, not to change a value)"
+)
+SAME_LENGTHS = (
+    "candidates is index[positions]: the two have the same length by construction, so strict "
+    "has nothing to check"
+)
+RESHAPE_NEGATIVE = "numpy's reshape takes any negative size as the one to infer, -2 as -1"
+ZERO_ERROR = "an error of exactly 0 gives a ratio of 0 on either side: |0| over any half-width"
+
 EQUIVALENT: dict[str, str] = {
     # validation
     "validation.validation_set: if at < 0 or fit_rows[k] < MIN_FIT_OBS: -> if at <= 0 or fit_rows[k] < MIN_FIT_OBS:": FIRST_ROW_ORIGIN,
@@ -206,4 +217,22 @@ EQUIVALENT: dict[str, str] = {
     "gate.problems: if np.any(np.diff(quantiles, axis=1) < 0): -> if np.any(np.diff(quantiles, ) < 0):": (
         "np.diff's default axis is the last, which is axis 1 of the 2-d array checked just above"
     ),
+    # this stop's vectorised validation, selection and calibration
+    "validation.segment_means: means[which] = block.reshape(len(which), -1).mean(axis=1) -> means[which] = block.reshape(len(which), -2).mean(axis=1)": RESHAPE_NEGATIVE,
+    "validation.validation_set: for k, (at, origin) in enumerate(zip(positions, list(candidates), strict=True)): -> for k, (at, origin) in enumerate(zip(positions, list(candidates), strict=None)):": SAME_LENGTHS,
+    "validation.validation_set: for k, (at, origin) in enumerate(zip(positions, list(candidates), strict=True)): -> for k, (at, origin) in enumerate(zip(positions, list(candidates), )):": SAME_LENGTHS,
+    "validation.validation_set: for k, (at, origin) in enumerate(zip(positions, list(candidates), strict=True)): -> for k, (at, origin) in enumerate(zip(positions, list(candidates), strict=False)):": SAME_LENGTHS,
+    "combiner._PinballOfAverage.__call__: average = np.divide(np.add(total, candidate, out=self.average), count, out=self.average) -> average = np.divide(np.add(total, candidate, out=None), count, out=self.average)": OUT_BUFFER,
+    "combiner._PinballOfAverage.__call__: average = np.divide(np.add(total, candidate, out=self.average), count, out=self.average) -> average = np.divide(np.add(total, candidate, ), count, out=self.average)": OUT_BUFFER,
+    "combiner._PinballOfAverage.__call__: diff = np.subtract(self.actual, average, out=self.diff) -> diff = np.subtract(self.actual, average, out=None)": OUT_BUFFER,
+    "combiner._PinballOfAverage.__call__: diff = np.subtract(self.actual, average, out=self.diff) -> diff = np.subtract(self.actual, average, )": OUT_BUFFER,
+    "combiner._PinballOfAverage.__call__: other = np.multiply(self.below, diff, out=self.other) -> other = np.multiply(self.below, diff, out=None)": OUT_BUFFER,
+    "combiner._PinballOfAverage.__call__: other = np.multiply(self.below, diff, out=self.other) -> other = np.multiply(self.below, diff, )": OUT_BUFFER,
+    "combiner._PinballOfAverage.__call__: return float(np.mean(np.maximum(np.multiply(self.levels, diff, out=diff), other, out=diff))) -> return float(np.mean(np.maximum(np.multiply(self.levels, diff, out=diff), other, out=None)))": OUT_BUFFER,
+    "combiner._PinballOfAverage.__call__: return float(np.mean(np.maximum(np.multiply(self.levels, diff, out=diff), other, out=diff))) -> return float(np.mean(np.maximum(np.multiply(self.levels, diff, out=diff), other, )))": OUT_BUFFER,
+    "combiner._PinballOfAverage.__call__: average = np.divide(np.add(total, candidate, out=self.average), count, out=self.average) -> average = np.divide(np.add(total, candidate, out=self.average), count, out=None)": OUT_BUFFER,
+    "combiner._PinballOfAverage.__call__: return float(np.mean(np.maximum(np.multiply(self.levels, diff, out=diff), other, out=diff))) -> return float(np.mean(np.maximum(np.multiply(self.levels, diff, out=None), other, out=diff)))": OUT_BUFFER,
+    "combiner._PinballOfAverage.__call__: return float(np.mean(np.maximum(np.multiply(self.levels, diff, out=diff), other, out=diff))) -> return float(np.mean(np.maximum(np.multiply(self.levels, diff, ), other, out=diff)))": OUT_BUFFER,
+    "combiner._PinballOfAverage.__call__: average = np.divide(np.add(total, candidate, out=self.average), count, out=self.average) -> average = np.divide(np.add(total, candidate, out=self.average), count, )": OUT_BUFFER,
+    "calibration.interval_ratios: error >= 0, np.log(tails[:, upper]) - log_median, log_median - np.log(tails[:, lower]) -> error > 0, np.log(tails[:, upper]) - log_median, log_median - np.log(tails[:, lower])": ZERO_ERROR,
 }

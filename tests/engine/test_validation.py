@@ -186,3 +186,30 @@ def test_segment_means_are_each_segments_own_mean_to_the_last_bit():
         ends = np.cumsum(lengths)
         alone = [np.mean(values[end - n : end]) for end, n in zip(ends, lengths, strict=True)]
         assert segment_means(values, lengths).tolist() == alone
+
+
+def test_paths_must_pair_with_the_origins():
+    """One path per validation origin: a list one short (or one long) is refused, not scored or
+    stacked against the wrong actuals."""
+    actuals = [np.full(4, 100.0), np.full(4, 101.0)]
+    origins = [pd.Timestamp("2020-01-03"), pd.Timestamp("2020-01-10")]
+    validation = Validation(7, origins, [4, 4], actuals, [100.0, 101.0])
+    path = np.full((4, 5), 100.0)
+    for paths in ([path], [path] * 3):
+        with pytest.raises(ValueError):
+            validation.tails(paths)
+        with pytest.raises(ValueError):
+            validation.score(paths)
+    assert validation.tails([path] * 2).shape == (4, 5)
+
+
+def test_tail_rows_and_tail_means_by_hand():
+    """Paths of 4 and 5 steps: tails of 2 and 3 rows (the second half, the middle row of an odd
+    path in it); a value per origin repeated on its tail's rows; the mean of each tail."""
+    origins = [pd.Timestamp("2020-01-03"), pd.Timestamp("2020-01-10")]
+    actuals = [np.arange(4.0), np.arange(5.0)]
+    validation = Validation(7, origins, [4, 5], actuals, [100.0, 101.0])
+    assert validation.tail_lengths.tolist() == [2, 3]
+    assert validation.per_tail_row([7.0, 9.0]).tolist() == [7.0, 7.0, 9.0, 9.0, 9.0]
+    assert validation.tails(actuals).tolist() == [2.0, 3.0, 2.0, 3.0, 4.0]
+    assert validation.tail_means(np.array([1.0, 2.0, 3.0, 4.0, 8.0])).tolist() == [1.5, 5.0]
