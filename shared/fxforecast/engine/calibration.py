@@ -47,7 +47,7 @@ def calibration_factors(tails: np.ndarray, validation: Validation) -> dict[str, 
     The factor is shrunk toward 1 (in log terms) by how few independent paths it rests on, so
     one shock in a short window does not swing the width for years."""
     independent = validation.independent_paths()
-    actual = validation.tails(validation.actuals)
+    actual = validation.actual_tails
     factors = {}
     for lower, upper, coverage in INTERVALS:
         ratios = interval_ratios(tails, actual, lower, upper)
@@ -197,7 +197,7 @@ def recent_corrections(tails: np.ndarray, validation: Validation) -> dict[str, f
     weights = 0.5 ** (ages / RECENT_HALF_LIFE_WEEKS)
     # Kish's effective number of weighted origins, then the overlap of their paths.
     independent = validation.independent_paths(weights.sum() ** 2 / (weights**2).sum())
-    actual = validation.tails(validation.actuals)
+    actual = validation.actual_tails
     # A path's weight shared evenly by the rows of its tail.
     point_weights = validation.per_tail_row(weights / validation.tail_lengths)
     corrections = {}

@@ -55,8 +55,8 @@ def keep_drift(path: np.ndarray, last: float, share: float) -> np.ndarray:
 def _tail_errors(tails: np.ndarray, validation: Validation, share: float) -> np.ndarray:
     """Per validation path, the median's mean absolute error over its tail (the tails stacked)
     with `share` of its drift kept."""
-    kept = keep_drift(tails, validation.per_tail_row(validation.last_closes), share)
-    return validation.tail_means(np.abs(kept[:, MEDIAN] - validation.tails(validation.actuals)))
+    kept = keep_drift(tails, validation.last_close_rows, share)
+    return validation.tail_means(np.abs(kept[:, MEDIAN] - validation.actual_tails))
 
 
 def choose_drift_share(tails: np.ndarray, validation: Validation) -> float:
@@ -117,7 +117,7 @@ def select_members(member_paths: dict[str, list[np.ndarray]], validation: Valida
     each member was picked. A clearly better member ends with most of the weight."""
     names = list(member_paths)
     stacked = {n: validation.tails(member_paths[n]) for n in names}
-    loss = _PinballOfAverage(validation.tails(validation.actuals), stacked[names[0]].shape)
+    loss = _PinballOfAverage(validation.actual_tails, stacked[names[0]].shape)
     picks = dict.fromkeys(names, 0)
     total = np.zeros_like(stacked[names[0]])
     for k in range(SELECTION_ROUNDS):

@@ -32,8 +32,25 @@ class Validation:
         """Mean pinball loss in CLP of one member's paths over every origin: the mean over the
         origins of pinball_loss(path, actual), computed for every row at once."""
         rows = np.concatenate([p for p, _ in zip(paths, self.actuals, strict=True)])
-        losses = pinball(rows, np.concatenate(self.actuals))
+        losses = pinball(rows, self.actual_rows)
         return float(np.mean(segment_means(losses, np.array(self.steps))))
+
+    # What the combiners and calibrations compare paths with, stacked once per validation set
+    # (a backtest origin asks for them a dozen times).
+    @cached_property
+    def actual_rows(self) -> np.ndarray:
+        """Every actual path, stacked in origin order."""
+        return np.concatenate(self.actuals)
+
+    @cached_property
+    def actual_tails(self) -> np.ndarray:
+        """Every actual path's tail, stacked: tails(actuals)."""
+        return self.tails(self.actuals)
+
+    @cached_property
+    def last_close_rows(self) -> np.ndarray:
+        """Each origin's last close on each row of its tail: per_tail_row(last_closes)."""
+        return self.per_tail_row(self.last_closes)
 
     @cached_property
     def tail_lengths(self) -> np.ndarray:
