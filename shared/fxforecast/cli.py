@@ -223,6 +223,7 @@ def _add_cache(sub):
 
 def _cache(args) -> int:
     from .engine.member_cache import CacheUnusable, describe, member_cache
+    from .ops.report import charts_folder
 
     store = member_cache(load_settings(args.env_file, cache_dir=args.cache_dir))
     if store is None:
@@ -235,8 +236,7 @@ def _cache(args) -> int:
             print(describe(store.info()))
     except CacheUnusable as exc:
         raise ConfigError(str(exc)) from None
-    # The report's charts, kept beside the members (ops/report/charts.py).
-    charts = store.folder / "charts"
+    charts = charts_folder(store.folder)
     kept = list(charts.glob("*.html"))
     if args.action == "clear":
         shutil.rmtree(charts, ignore_errors=True)

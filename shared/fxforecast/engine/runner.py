@@ -110,6 +110,7 @@ class _MemberEntries:
         self.frame = frame
         self.identity = member_identity(member)
         self.session = Session(cache.store if member.storable else None)
+        self.keys: dict[tuple, str] = {}  # the last paths() call's, for the outcome's paths_key
 
     def _key(self, kind, anchor, origin, steps, digest) -> str:
         return entry_key(self.identity, kind, anchor, origin, steps, digest)

@@ -14,6 +14,7 @@ from ...settings import Settings
 from ..accuracy import accuracy_report, actual_closes, scored_forecasts
 from ..status import STANDARD_SERVICES, History, read_runs, service_health, service_names
 from ..store import load_forecasts
+from . import charts_folder
 from .charts import Charts
 from .history import member_colours, one_line, when
 from .sections import HEALTH_LAST_N, REPORT_RUNS, overview, service_section
@@ -89,8 +90,7 @@ def build_page(
     if len(names) > len(shown):
         hidden = ", ".join(names[len(shown) :])
         notes += f'<p class="note">Other services in the log, not shown: {html.escape(hidden)}.</p>'
-    # Kept beside the member cache (CACHE_DIR), and off with it.
-    draw = Charts(settings.cache_dir and settings.cache_dir / "charts")
+    draw = Charts(charts_folder(settings.cache_dir))
     sections = "".join(
         service_section(name, rs, healths[name], settings, accuracy, scored, colours, draw)
         for name, rs in by_service.items()
