@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from fxforecast.engine.validation import Validation, segment_means, tail, validation_set
+from fxforecast.engine.validation import Validation, segment_means, validation_set
 from fxforecast.errors import DataError
 from fxforecast.horizons import horizon_params
 from fxforecast.marketdata.clean import CleaningReport, MarketData, clean
@@ -116,9 +116,12 @@ def test_independent_paths_by_hand(n, days, origins, expected):
 
 
 def test_the_tail_is_the_second_half_of_a_path():
-    assert tail(np.arange(5)).tolist() == [2, 3, 4]
-    assert tail(np.arange(6)).tolist() == [3, 4, 5]
-    assert tail(np.arange(1)).tolist() == [0]
+    """Paths of 5, 6 and 1 steps: rows 2-4, 3-5 and 0 of each, stacked in origin order."""
+    origins = list(pd.date_range("2020-01-03", periods=3, freq="7D"))
+    actuals = [np.arange(5.0), np.arange(6.0), np.arange(1.0)]
+    validation = Validation(7, origins, [5, 6, 1], actuals, [1.0, 1.0, 1.0])
+    assert validation.tails(actuals).tolist() == [2, 3, 4, 3, 4, 5, 0]
+    assert validation.tail_lengths.tolist() == [3, 3, 1]
 
 
 def test_a_score_needs_one_path_per_origin():
@@ -173,6 +176,29 @@ def test_the_score_is_the_mean_pinball_loss_over_the_origins():
     paths = [np.repeat(a[:, None], len(LEVELS), axis=1) for a in actuals]
     paths[1] = paths[1] - 1.0
     assert validation.score(paths) == pytest.approx(0.25)
+
+
+def test_losses_known_from_another_origin_are_those_of_the_same_path_and_actual():
+    """A backtest's next origin scores through the losses its block knows: each score equals
+    one computed afresh, also where an actual was revised under a path already scored."""
+    rng = np.random.default_rng(3)
+    origins = list(pd.date_range("2020-01-03", periods=6, freq="7D"))
+    actuals = [100 + rng.random(5) for _ in origins]
+    paths = [np.sort(100 + rng.random((5, len(LEVELS))), axis=1) for _ in origins]
+
+    def score(first, last, actuals=actuals, known=None):
+        known = {} if known is None else known
+        n = last - first
+        validation = Validation(
+            7, origins[first:last], [5] * n, actuals[first:last], [100.0] * n, known
+        )
+        return validation.score(paths[first:last])
+
+    known = {}
+    assert score(0, 5, known=known) == score(0, 5)
+    assert score(1, 6, known=known) == score(1, 6)  # four known, one new
+    revised = [*actuals[:3], actuals[3] + 0.5, *actuals[4:]]
+    assert score(1, 6, revised, known) == score(1, 6, revised) != score(1, 6)
 
 
 def test_segment_means_are_each_segments_own_mean_to_the_last_bit():

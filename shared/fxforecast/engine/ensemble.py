@@ -84,9 +84,9 @@ def forecast(
     stay in `cache` (a backtest; engine.runner). `cache` also holds the member cache on disk,
     if any: paths found there are not computed again."""
     with _one_thread():  # small matrices: nothing is lost, and reproducible
-        validation = validation_set(data, params)
-        step_dates = future_step_dates(data.as_of, params.days)
         cache = FitCache() if cache is None else cache
+        validation = validation_set(data, params, cache.losses)
+        step_dates = future_step_dates(data.as_of, params.days)
         ran = run_members(
             [member for member, enabled in members if enabled],
             data.frame,

@@ -91,6 +91,7 @@ class FitCache:
         self.fits: dict[str, Fitted] = {}  # by the member cache's key
         self.paths: dict[str, np.ndarray] = {}
         self.path_keys: dict[tuple, str] = {}  # the member cache's key of each path, once
+        self.losses: dict = {}  # each validation set's known_losses (Validation)
         self._digests: RowDigests | None = None
 
     def digests(self, frame: pd.DataFrame) -> RowDigests:

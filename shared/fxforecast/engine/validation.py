@@ -5,14 +5,14 @@ For a run as of date `o` and horizon H, the origins are weekly dates whose H-day
 `o`, each far enough into the data for its refit anchor to have MIN_FIT_OBS closes.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..horizons import HorizonParams, refit_anchor
+from ..horizons import HorizonParams, refit_anchor, refit_anchors
 from ..marketdata.clean import MarketData
 from ..quantiles import pinball
 
@@ -28,12 +28,30 @@ class Validation:
     actuals: list[np.ndarray]
     last_closes: list[float]
 
+    # Per-path losses computed before, by (id of the path, the actual's bytes), each with its
+    # path (kept alive so that its id is not reused). A backtest block's origins share one dict
+    # (FitCache.losses): the next origin scores 399 of the same 400 paths (the same objects,
+    # from the FitCache) against the same actuals.
+    known_losses: dict = field(default_factory=dict, compare=False, repr=False)
+
     def score(self, paths: list[np.ndarray]) -> float:
         """Mean pinball loss in CLP of one member's paths over every origin: the mean over the
-        origins of pinball_loss(path, actual), computed for every row at once."""
-        rows = np.concatenate([p for p, _ in zip(paths, self.actuals, strict=True)])
-        losses = pinball(rows, self.actual_rows)
-        return float(np.mean(segment_means(losses, np.array(self.steps))))
+        origins of pinball_loss(path, actual)."""
+        return float(np.mean(self.path_losses(paths)))
+
+    def path_losses(self, paths: list[np.ndarray]) -> np.ndarray:
+        """Per origin, pinball_loss(path, actual); those not known computed for every row at
+        once."""
+        known = self.known_losses
+        keys = [(id(p), a) for p, a in zip(paths, self.actual_bytes, strict=True)]
+        new = [k for k, key in enumerate(keys) if key not in known]
+        if new:
+            rows = np.concatenate([paths[k] for k in new])
+            actual = np.concatenate([self.actuals[k] for k in new])
+            losses = segment_means(pinball(rows, actual), np.array([self.steps[k] for k in new]))
+            for k, loss in zip(new, losses, strict=True):
+                known[keys[k]] = (loss, paths[k])
+        return np.array([known[key][0] for key in keys])
 
     # What the combiners and calibrations compare paths with, stacked once per validation set
     # (a backtest origin asks for them a dozen times).
@@ -41,6 +59,11 @@ class Validation:
     def actual_rows(self) -> np.ndarray:
         """Every actual path, stacked in origin order."""
         return np.concatenate(self.actuals)
+
+    @cached_property
+    def actual_bytes(self) -> list[bytes]:
+        """Each actual path's values as bytes: what a known loss is looked up by."""
+        return [a.tobytes() for a in self.actuals]
 
     @cached_property
     def actual_tails(self) -> np.ndarray:
@@ -53,14 +76,23 @@ class Validation:
         return self.per_tail_row(self.last_closes)
 
     @cached_property
+    def tail_starts(self) -> list[int]:
+        """Where each origin's path tail starts: its second half (from row steps // 2, so an odd
+        path's middle row is in it) is where the target lies, what drift and calibration are
+        judged on."""
+        return [steps // 2 for steps in self.steps]
+
+    @cached_property
     def tail_lengths(self) -> np.ndarray:
         """Rows in each origin's path tail."""
-        return np.array([len(a) - len(a) // 2 for a in self.actuals])
+        return np.array(self.steps) - self.tail_starts
 
     def tails(self, paths: list[np.ndarray]) -> np.ndarray:
         """Every path's tail, stacked in origin order: what is judged on the validation set,
         row by row in one array instead of one small array per origin."""
-        return np.concatenate([tail(p) for p, _ in zip(paths, self.actuals, strict=True)])
+        return np.concatenate(
+            [path[start:] for path, start in zip(paths, self.tail_starts, strict=True)]
+        )
 
     def tail_means(self, values: np.ndarray) -> np.ndarray:
         """Per origin, the mean of `values` (one per row of the stacked tails) over its tail."""
@@ -97,14 +129,11 @@ def segment_means(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return means
 
 
-def tail(path: np.ndarray) -> np.ndarray:
-    """The second half of a path (its rows): where the target lies, what drift and calibration
-    are judged on."""
-    return path[len(path) // 2 :]
-
-
-def validation_set(data: MarketData, params: HorizonParams) -> Validation:
-    """Weekly origins in time order whose H-day path ends by the as-of; too few is an error."""
+def validation_set(
+    data: MarketData, params: HorizonParams, known_losses: dict | None = None
+) -> Validation:
+    """Weekly origins in time order whose H-day path ends by the as-of; too few is an error.
+    `known_losses`: Validation.known_losses shared with other origins' sets."""
     # Positions in the sorted index by binary search, every candidate week's at once: up to 400
     # origins per run, and a backtest builds a set for each of its origins.
     index = data.frame.index
@@ -114,29 +143,23 @@ def validation_set(data: MarketData, params: HorizonParams) -> Validation:
     weeks = latest - pd.to_timedelta(np.arange(params.validation_origins) * 7, unit="D")
     positions = index.searchsorted(weeks, side="right") - 1
     candidates = index[np.maximum(positions, 0)]
-    anchors = pd.DatetimeIndex([refit_anchor(o, params.refit_weeks) for o in candidates])
+    anchors = refit_anchors(candidates, params.refit_weeks)
     fit_rows = closes.index.searchsorted(anchors, side="right")
     starts = index.searchsorted(candidates, side="right")
     ends = index.searchsorted(candidates + pd.Timedelta(days=params.days), side="right")
-    origins, steps, actuals, last_closes = [], [], [], []
-    seen = set()
-    skipped = 0
-    # As Timestamps once: indexing the DatetimeIndex one element at a time costs more than the
-    # loop's own work.
-    for k, (at, origin) in enumerate(zip(positions, list(candidates), strict=True)):
-        if at < 0 or fit_rows[k] < MIN_FIT_OBS:
-            break
-        actual = filled[starts[k] : ends[k]]
-        # A gap in the data can leave an origin without a realised path (or repeat the origin
-        # of the week before): it cannot score anything.
-        if origin in seen or actual.size == 0 or not np.all(np.isfinite(actual)):
-            skipped += 1
-            continue
-        seen.add(origin)
-        origins.append(origin)
-        steps.append(len(actual))
-        actuals.append(actual)
-        last_closes.append(float(filled[at]))
+    # Newest first, the candidates up to the first one without MIN_FIT_OBS closes up to its
+    # refit date (every older one has fewer).
+    usable = (positions >= 0) & (fit_rows >= MIN_FIT_OBS)
+    count = len(usable) if usable.all() else int(np.argmin(usable))
+    # A gap in the data can leave an origin without a realised path (or repeat the origin of
+    # the week before, which the positions, non-increasing, show next to each other): it cannot
+    # score anything.
+    missing = np.concatenate([[0], np.cumsum(~np.isfinite(filled))])  # non-finite before each
+    realised = (ends > starts) & (missing[ends] == missing[starts])
+    repeated = np.concatenate([[False], positions[1:] == positions[:-1]])
+    kept = np.flatnonzero((realised & ~repeated)[:count])[::-1]  # in time order
+    skipped = count - len(kept)
+    origins = list(candidates[kept])
     if len(origins) < MIN_VALIDATION_ORIGINS and skipped:
         raise DataError(
             f"only {len(origins)} validation origins up to {data.as_of.date()} have a realised "
@@ -155,4 +178,11 @@ def validation_set(data: MarketData, params: HorizonParams) -> Validation:
             f"{anchor.date()}, the refit date of the oldest of {MIN_VALIDATION_ORIGINS} "
             f"validation origins, and the {after} after it); use data that starts earlier"
         )
-    return Validation(params.days, origins[::-1], steps[::-1], actuals[::-1], last_closes[::-1])
+    return Validation(
+        params.days,
+        origins,
+        (ends - starts)[kept].tolist(),
+        [filled[starts[k] : ends[k]] for k in kept],
+        filled[positions[kept]].tolist(),
+        {} if known_losses is None else known_losses,
+    )
