@@ -82,6 +82,34 @@ def test_a_row_revised_before_an_origin_changes_its_key_and_one_after_does_not(r
     assert key(clean(revised(raw, before), "2022-06-30"), earlier) == key(first, earlier)
 
 
+def test_digests_carried_from_an_earlier_frame_are_those_of_this_one(raw):
+    """A backtest's next origin keeps the digests of the frame before it where that frame's
+    rows lead this one bit for bit: each equal to the one computed afresh. A row revised (or a
+    NaN's bits, a column more) anywhere in the earlier frame carries nothing, whatever date."""
+    dates = [pd.Timestamp(d) for d in ("2021-01-08", "2022-03-04", "2022-06-30")]
+    later = clean(raw, "2022-07-08").frame
+
+    def carried(earlier_frame):
+        earlier = RowDigests(earlier_frame)
+        earlier.of(dates)
+        return RowDigests(later, earlier)
+
+    kept = carried(clean(raw, "2022-06-30").frame)
+    assert kept._found.keys() == set(dates)
+    assert kept.of(dates) == RowDigests(later).of(dates)
+    for frame in (
+        clean(revised(raw, "2022-06-29"), "2022-06-30").frame,
+        clean(revised(raw, "2020-01-02", "Copper"), "2022-06-30").frame,
+        clean(raw, "2022-06-30").frame.assign(extra=1.0),
+    ):
+        assert carried(frame)._found == {}
+    # A date after the earlier frame's end read fewer rows there: not carried.
+    end = pd.Timestamp("2022-07-04")
+    earlier = RowDigests(clean(raw, "2022-06-30").frame)
+    earlier.of([end])
+    assert end not in RowDigests(later, earlier)._found
+
+
 def test_cached_paths_follow_the_rows_they_read(raw, tmp_path):
     """Leakage through the cache: rows after the as-of date, changed wildly, change no stored
     entry nor any key (every path is found again); a row revised between the two newest
@@ -268,3 +296,25 @@ def test_least_recently_used_entries_are_evicted_past_the_bound(tmp_path):
         session_with(action, name)
     assert set(entries(store)) == {"a", "c", "d"}
     assert store.info()["bytes"] <= store.max_bytes
+
+
+def test_small_writes_keep_the_file_near_its_bound(tmp_path):
+    """A process checks the bound at its first write, then after each EVICT_EVERY of it
+    written: 600 entries of ~170 bytes under a 50 kB bound (a check every third write) never
+    pass it by more than that share, and the newest entries stay."""
+    store = MemberCache(tmp_path, 50_000)
+    for k in range(600):
+        session = Session(store)
+        session.put("m", {f"k{k}": "path"}, {f"k{k}": np.full(8, float(k))})
+        session.close()
+        size = store.info()["bytes"]
+        assert size <= store.max_bytes * (1 + member_cache.EVICT_EVERY), k
+    assert "k299" in entries(store) and "k0" not in entries(store)
+    # A new process's first write checks at once, however small: here the bound shrank below
+    # what is kept.
+    member_cache._unchecked.clear()
+    store = MemberCache(tmp_path, 40_000)
+    session = Session(store)
+    session.put("m", {"new": "path"}, {"new": np.zeros(8)})
+    session.close()
+    assert store.info()["bytes"] <= 40_000

@@ -16,7 +16,7 @@ timeout let the four services and a backtest read and write it at once; each wri
 transaction, so a reader sees an entry whole or not at all, and a process killed mid-write
 leaves nothing behind. Each value keeps its own sha256: an entry that does not match it (or
 does not load) is logged and recomputed, never used. Past CACHE_MAX_MB the least recently used
-entries go first. Each process opens its own connection (a forked child too) and keeps it.
+entries go first (checked at a process's first write and after each 1% of the bound it writes). Each process opens its own connection (a forked child too) and keeps it.
 """
 
 import ast
@@ -244,6 +244,14 @@ def member_cache(settings: Settings) -> MemberCache | None:
 _connections: dict[tuple[int, Path], tuple[sqlite3.Connection, threading.Lock] | str] = {}
 
 
+# Bytes this process wrote to each cache file since it last checked the bound: it checks at its
+# first write, then once they reach EVICT_EVERY of the bound (summing the sizes costs about a
+# millisecond, and a backtest writes a small combination at every origin). The file may so pass
+# its bound by that share for each process writing at once.
+EVICT_EVERY = 0.01
+_unchecked: dict[tuple[int, Path], int] = {}
+
+
 def _connection_key(path: Path) -> tuple[int, Path]:
     # The absolute path: CACHE_DIR is relative to the folder a run starts in, and one process
     # (the tests, a library user) may work in several.
@@ -259,7 +267,7 @@ class Session:
         self.store = store
         self.counts = Counts()
         self._used: list[str] = []
-        self._wrote = False
+        self._wrote = 0  # bytes
 
     def _open(self) -> tuple[sqlite3.Connection, threading.Lock] | None:
         if self.store is None:
@@ -334,16 +342,22 @@ class Session:
                 connection.executemany(
                     "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows
                 )
-            self._wrote = True
+            self._wrote += sum(row[5] for row in rows)
         except sqlite3.Error as exc:  # disk full, locked past the timeout, ...
             self._fail(f"cannot write {self.store.path}: {_why(exc)}")
 
     def close(self) -> None:
-        """Mark the entries read as used now and, if this session wrote, evict past the bound."""
-        if not (self._used or self._wrote):
-            return
-        opened = self._open()
+        """Mark the entries read as used now and, once this process has written EVICT_EVERY of
+        the bound since it last checked, evict past the bound."""
+        opened = self._open() if self._used or self._wrote else None
         if opened is None:
+            return
+        key = _connection_key(self.store.path)
+        every = EVICT_EVERY * self.store.max_bytes
+        unchecked = _unchecked.get(key, every) + self._wrote  # a process's first write checks
+        evict = self._wrote > 0 and unchecked >= every
+        _unchecked[key] = 0 if evict else unchecked
+        if not (self._used or evict):
             return
         connection, lock = opened
         try:
@@ -352,9 +366,10 @@ class Session:
                 connection.executemany(
                     "UPDATE entries SET used = ? WHERE key = ?", [(now, k) for k in self._used]
                 )
-                if self._wrote:
+                if evict:
                     _evict(connection, self.store.max_bytes)
         except sqlite3.Error as exc:
+            _unchecked[key] = unchecked
             self._fail(f"cannot update {self.store.path}: {_why(exc)}")
 
 
@@ -489,11 +504,27 @@ def _platform() -> dict[str, str]:
 class RowDigests:
     """Digests of a frame's leading rows: for a date, the rows dated on or before it."""
 
-    def __init__(self, frame: pd.DataFrame):
+    def __init__(self, frame: pd.DataFrame, earlier: "RowDigests | None" = None):
+        """`earlier`: another frame's digests, kept where its rows are this frame's leading
+        rows bit for bit (a backtest's next origin: the same rows and a week more)."""
         self.frame = frame
         values = np.ascontiguousarray(frame.to_numpy(dtype=np.float64))  # rows in order
         self._values = np.where(np.isnan(values), np.nan, values)  # one NaN, whatever its bits
         self._found: dict[pd.Timestamp, str] = {}
+        if earlier is not None and self._leads_with(earlier):
+            end = earlier.frame.index[-1]  # a later date's digest read fewer rows than it has here
+            self._found = {date: found for date, found in earlier._found.items() if date <= end}
+
+    def _leads_with(self, earlier: "RowDigests") -> bool:
+        """Whether `earlier`'s rows (dates, column names, value bits) are this frame's first
+        rows, so that every digest of it holds here. Comparing is far cheaper than hashing."""
+        n = len(earlier.frame)
+        return (
+            0 < n <= len(self.frame)
+            and list(earlier.frame.columns) == list(self.frame.columns)
+            and np.array_equal(earlier.frame.index.asi8, self.frame.index.asi8[:n])
+            and np.array_equal(earlier._values.view(np.uint64), self._values[:n].view(np.uint64))
+        )
 
     def of(self, dates) -> dict:
         """date -> sha256 of the rows up to it (their dates, column names and values)."""

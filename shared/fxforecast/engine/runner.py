@@ -95,9 +95,10 @@ class FitCache:
         self._digests: RowDigests | None = None
 
     def digests(self, frame: pd.DataFrame) -> RowDigests:
-        """The frame's row digests, computed once per frame (a backtest origin's, a run's)."""
+        """The frame's row digests, computed once per frame (a backtest origin's, a run's); the
+        previous frame's kept where its rows lead this one."""
         if self._digests is None or self._digests.frame is not frame:
-            self._digests = RowDigests(frame)
+            self._digests = RowDigests(frame, self._digests)
         return self._digests
 
 
