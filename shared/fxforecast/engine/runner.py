@@ -411,7 +411,7 @@ class _Child:
 
         def child():
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-            _die_with(parent)
+            die_with(parent)
             try:
                 outcome = ("ok", work())
             except BaseException as exc:  # reported, never raised in the child
@@ -447,9 +447,9 @@ class _Child:
         self._process.join()
 
 
-def _die_with(parent: int) -> None:
+def die_with(parent: int) -> None:
     """The forked process gets SIGKILL when the one that forked it ends, even by SIGKILL (which
-    runs no `finally`): no member process outlives its run."""
+    runs no `finally`): no member process (or backtest worker) outlives its run."""
     with suppress(AttributeError, OSError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it ended before the line above
