@@ -59,7 +59,7 @@ def test_a_row_revised_before_an_origin_changes_its_key_and_one_after_does_not(r
     before = pd.Timestamp("2022-03-01")
 
     def key(data, at=origin):
-        digest = RowDigests(data.frame).of([at])[at]
+        (digest,) = RowDigests(data.frame).of([at])
         return entry_key("member", "path", pd.Timestamp("2022-01-07"), at, 5, digest)
 
     first = clean(raw, "2022-06-30")
@@ -95,7 +95,7 @@ def test_digests_carried_from_an_earlier_frame_are_those_of_this_one(raw):
         return RowDigests(later, earlier)
 
     kept = carried(clean(raw, "2022-06-30").frame)
-    assert kept._found.keys() == set(dates)
+    assert kept._found.keys() == {date.value for date in dates}
     assert kept.of(dates) == RowDigests(later).of(dates)
     for frame in (
         clean(revised(raw, "2022-06-29"), "2022-06-30").frame,
@@ -107,7 +107,7 @@ def test_digests_carried_from_an_earlier_frame_are_those_of_this_one(raw):
     end = pd.Timestamp("2022-07-04")
     earlier = RowDigests(clean(raw, "2022-06-30").frame)
     earlier.of([end])
-    assert end not in RowDigests(later, earlier)._found
+    assert end.value not in RowDigests(later, earlier)._found
 
 
 def test_cached_paths_follow_the_rows_they_read(raw, tmp_path):

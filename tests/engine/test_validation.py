@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from fxforecast.engine.validation import Validation, segment_means, validation_set
 from fxforecast.errors import DataError
-from fxforecast.horizons import horizon_params
+from fxforecast.horizons import horizon_params, refit_anchor
 from fxforecast.marketdata.clean import CleaningReport, MarketData, clean
 from fxforecast.quantiles import LEVELS
 
@@ -199,6 +199,18 @@ def test_losses_known_from_another_origin_are_those_of_the_same_path_and_actual(
     assert score(1, 6, known=known) == score(1, 6)  # four known, one new
     revised = [*actuals[:3], actuals[3] + 0.5, *actuals[4:]]
     assert score(1, 6, revised, known) == score(1, 6, revised) != score(1, 6)
+
+
+def test_refit_anchors_are_each_origins_own():
+    """Computed at once for the set (and kept per cadence): each origin's refit_anchor, on and
+    between grid dates, before and after the grid's epoch."""
+    origins = list(pd.date_range("1999-11-05", "2001-03-02", freq="7D"))
+    n = len(origins)
+    validation = Validation(7, origins, [1] * n, [np.ones(1)] * n, [1.0] * n)
+    for weeks in (0, 4, 13, 26):
+        expected = [refit_anchor(origin, weeks) for origin in origins]
+        assert validation.refit_anchors(weeks) == expected
+        assert validation.refit_anchors(weeks) == expected
 
 
 def test_segment_means_are_each_segments_own_mean_to_the_last_bit():

@@ -151,7 +151,7 @@ def _combination(
     paths_keys = {name: o.paths_key for name, o in working.items()}
     if cache.store is None or None in paths_keys.values():
         return fit()
-    rows = cache.digests(data.frame).of([data.as_of])[data.as_of]
+    (rows,) = cache.digests(data.frame).of([data.as_of])
     key = combination_key(combiner, paths_keys, rows)
     session = Session(cache.store)
     try:

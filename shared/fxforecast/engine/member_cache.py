@@ -16,7 +16,8 @@ timeout let the four services and a backtest read and write it at once; each wri
 transaction, so a reader sees an entry whole or not at all, and a process killed mid-write
 leaves nothing behind. Each value keeps its own sha256: an entry that does not match it (or
 does not load) is logged and recomputed, never used. Past CACHE_MAX_MB the least recently used
-entries go first (checked at a process's first write and after each 1% of the bound it writes). Each process opens its own connection (a forked child too) and keeps it.
+entries go first (checked at a process's first write and after each 1% of the bound it
+writes). Each process opens its own connection (a forked child too) and keeps it.
 """
 
 import ast
@@ -510,10 +511,10 @@ class RowDigests:
         self.frame = frame
         values = np.ascontiguousarray(frame.to_numpy(dtype=np.float64))  # rows in order
         self._values = np.where(np.isnan(values), np.nan, values)  # one NaN, whatever its bits
-        self._found: dict[pd.Timestamp, str] = {}
+        self._found: dict[int, str] = {}  # by the date's nanoseconds
         if earlier is not None and self._leads_with(earlier):
-            end = earlier.frame.index[-1]  # a later date's digest read fewer rows than it has here
-            self._found = {date: found for date, found in earlier._found.items() if date <= end}
+            end = earlier.frame.index[-1].value  # a later date's digest read fewer rows than here
+            self._found = {stamp: found for stamp, found in earlier._found.items() if stamp <= end}
 
     def _leads_with(self, earlier: "RowDigests") -> bool:
         """Whether `earlier`'s rows (dates, column names, value bits) are this frame's first
@@ -526,23 +527,25 @@ class RowDigests:
             and np.array_equal(earlier._values.view(np.uint64), self._values[:n].view(np.uint64))
         )
 
-    def of(self, dates) -> dict:
-        """date -> sha256 of the rows up to it (their dates, column names and values)."""
-        wanted = sorted(set(dates) - self._found.keys())
+    def of(self, dates: list[pd.Timestamp]) -> list[str]:
+        """The sha256 of the rows up to each date (their dates, column names and values)."""
+        stamps = [date.value for date in dates]  # found by nanoseconds: an int hashes fast
+        found = self._found
+        wanted = sorted({stamp for stamp in stamps if stamp not in found})
         if wanted:
             self._compute(wanted)
-        return {date: self._found[date] for date in dates}
+        return [found[stamp] for stamp in stamps]
 
-    def _compute(self, wanted: list[pd.Timestamp]) -> None:
-        """One pass over the rows, stopping at each date: every prefix's digest."""
-        ends = self.frame.index.searchsorted(wanted, side="right")
+    def _compute(self, wanted: list[int]) -> None:
+        """One pass over the rows, stopping at each date (nanoseconds): every prefix's digest."""
+        ends = self.frame.index.searchsorted(np.array(wanted, "datetime64[ns]"), side="right")
         stamps = self.frame.index.asi8
         dates_hash = hashlib.sha256()
         values_hash = hashlib.sha256(json.dumps(list(map(str, self.frame.columns))).encode())
         done = 0
-        for date, end in zip(wanted, ends, strict=True):
+        for stamp, end in zip(wanted, ends, strict=True):
             dates_hash.update(stamps[done:end].tobytes())
             values_hash.update(self._values[done:end].tobytes())
             done = end
             pair = dates_hash.digest() + values_hash.digest()
-            self._found[date] = hashlib.sha256(pair).hexdigest()
+            self._found[stamp] = hashlib.sha256(pair).hexdigest()

@@ -104,7 +104,9 @@ class FitCache:
 
 class _MemberEntries:
     """One member's paths and fits during one run: the FitCache's memory first, then the disk
-    (unless the member is not storable), else computed by the caller and kept in both."""
+    (unless the member is not storable), else computed by the caller and kept in both. Paths go
+    by position in the caller's list of (anchor, origin, steps): a backtest origin asks for
+    about 400 per member, and hashing their dates again at each step cost more than the rest."""
 
     def __init__(self, cache: FitCache, member: Member, frame: pd.DataFrame):
         self.cache = cache
@@ -112,44 +114,46 @@ class _MemberEntries:
         self.frame = frame
         self.identity = member_identity(member)
         self.session = Session(cache.store if member.storable else None)
-        self.keys: dict[tuple, str] = {}  # the last paths() call's, for the outcome's paths_key
+        self.keys: list[str] = []  # the last paths() call's, for the outcome's paths_key
 
     def _key(self, kind, anchor, origin, steps, digest) -> str:
         return entry_key(self.identity, kind, anchor, origin, steps, digest)
 
-    def _path_keys(self, items: list[tuple]) -> dict[tuple, str]:
+    def _path_keys(self, items: list[tuple]) -> list[str]:
         """Each (anchor, origin, steps)'s key, the data part from the rows up to the origin."""
         digests = self.cache.digests(self.frame).of([origin for _, origin, _ in items])
         known, identity, zero_shot = self.cache.path_keys, self.identity, self.member.zero_shot
-        keys = {}
-        for item in items:
-            anchor, origin, steps = item
+        keys = []
+        for (anchor, origin, steps), digest in zip(items, digests, strict=True):
             # A zero-shot member learns nothing from its fit: its path depends on the origin only.
-            parts = (identity, None if zero_shot else anchor, origin, steps, digests[origin])
+            anchor = None if zero_shot else anchor
+            # Dates as nanoseconds: hashing a Timestamp costs ten times an int's.
+            anchor_ns = None if anchor is None else anchor.value
+            parts = (identity, anchor_ns, origin.value, steps, digest)
             key = known.get(parts)
             if key is None:  # a backtest's next origin asks again for nearly every one
-                key = known[parts] = self._key("path", *parts[1:])
-            keys[item] = key
+                key = known[parts] = self._key("path", anchor, origin, steps, digest)
+            keys.append(key)
         return keys
 
-    def paths(self, wanted: list[tuple]) -> dict[tuple, np.ndarray]:
-        """The (anchor, origin, steps) paths kept so far, in memory or on disk."""
+    def paths(self, wanted: list[tuple]) -> list[np.ndarray | None]:
+        """The (anchor, origin, steps) paths kept so far, in memory or on disk (None: not
+        kept), in the order asked."""
         self.keys = keys = self._path_keys(wanted)
         memory = self.cache.paths
-        absent = {key: "path" for key in keys.values() if key not in memory}
+        absent = {key: "path" for key in keys if key not in memory}
         memory.update(self.session.get(absent))
-        return {item: memory[key] for item, key in keys.items() if key in memory}
+        return [memory.get(key) for key in keys]
 
-    def keep(self, computed: dict[tuple, np.ndarray]) -> None:
+    def keep(self, items: list[tuple], computed: list[np.ndarray]) -> None:
         """Newly computed paths, into memory and (one transaction) onto the disk."""
-        keys = self._path_keys(list(computed))
-        keyed = {keys[item]: path for item, path in computed.items()}
+        keyed = dict(zip(self._path_keys(items), computed, strict=True))
         self.cache.paths.update(keyed)
         self.session.put(self.member.name, dict.fromkeys(keyed, "path"), keyed)
 
     def fitted(self, anchor: pd.Timestamp, store: bool) -> Fitted:
         """The fit at `anchor` (on rows up to it); a new one goes to disk when `store`."""
-        digest = self.cache.digests(self.frame).of([anchor])[anchor]
+        (digest,) = self.cache.digests(self.frame).of([anchor])
         key = self._key("fit", anchor, None, None, digest)
         memory = self.cache.fits
         if key not in memory:
@@ -166,48 +170,40 @@ def _member_forecasts(
 ):
     """Validation forecasts, the final forecast, and what the member cache held. Paths kept
     before are reused; the others are computed grouped by refit anchor."""
-
-    def anchor_of(origin, weeks):
-        # A zero-shot member's one fit serves every origin, so all of them go in one call.
-        return as_of if member.zero_shot else refit_anchor(origin, weeks)
-
-    wanted = [
-        (anchor_of(origin, refit_weeks), origin, steps)
-        for origin, steps in zip(validation.origins, validation.steps, strict=True)
-    ]
-    wanted.append((anchor_of(as_of, final_refit_weeks), as_of, n_steps))
+    if member.zero_shot:  # its one fit serves every origin, so all of them go in one call
+        anchors, final_anchor = [as_of] * len(validation.origins), as_of
+    else:
+        anchors = validation.refit_anchors(refit_weeks)
+        final_anchor = refit_anchor(as_of, final_refit_weeks)
+    wanted = list(zip(anchors, validation.origins, validation.steps, strict=True))
+    wanted.append((final_anchor, as_of, n_steps))
     # Next week's run will ask for the newest validation anchor's fit again (unless the grid
     # moves); older anchors' paths are all kept, so their fits are not needed again.
     newest = wanted[-2][0]
     entries = _MemberEntries(cache, member, frame)
     try:
         paths = entries.paths(wanted)
-        by_anchor: dict[pd.Timestamp, list[tuple]] = {}
-        for item in wanted[:-1]:
-            if item not in paths:
-                by_anchor.setdefault(item[0], []).append(item)
+        by_anchor: dict[pd.Timestamp, list[int]] = {}
+        for at, path in enumerate(paths[:-1]):
+            if path is None:
+                by_anchor.setdefault(wanted[at][0], []).append(at)
         calls = list(by_anchor.items())
-        if wanted[-1] not in paths:  # in a call of its own, as a zero-shot member's batch matters
-            calls.append((wanted[-1][0], wanted[-1:]))
+        if paths[-1] is None:  # in a call of its own, as a zero-shot member's batch matters
+            calls.append((final_anchor, [len(wanted) - 1]))
         for anchor, todo in calls:
+            items = [wanted[at] for at in todo]
             computed = entries.fitted(anchor, store=anchor == newest).forecast(
-                frame, [origin for _, origin, _ in todo], [steps for _, _, steps in todo]
+                frame, [origin for _, origin, _ in items], [steps for _, _, steps in items]
             )
-            paths.update(zip(todo, computed, strict=True))
-            entries.keep(dict(zip(todo, computed, strict=True)))
+            for at, path in zip(todo, computed, strict=True):
+                paths[at] = path
+            entries.keep(items, computed)
     finally:
         entries.session.close()
     paths_key = (
-        hashlib.sha256("".join(entries.keys[item] for item in wanted[:-1]).encode()).hexdigest()
-        if member.storable
-        else None
+        hashlib.sha256("".join(entries.keys[:-1]).encode()).hexdigest() if member.storable else None
     )
-    return (
-        [paths[item] for item in wanted[:-1]],
-        paths[wanted[-1]],
-        entries.session.counts,
-        paths_key,
-    )
+    return paths[:-1], paths[-1], entries.session.counts, paths_key
 
 
 def run_member(

@@ -33,6 +33,13 @@ class Validation:
     # (FitCache.losses): the next origin scores 399 of the same 400 paths (the same objects,
     # from the FitCache) against the same actuals.
     known_losses: dict = field(default_factory=dict, compare=False, repr=False)
+    _anchors: dict = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def refit_anchors(self, weeks: int) -> list[pd.Timestamp]:
+        """Each origin's refit_anchor at `weeks`: computed once per set, every member asks."""
+        if weeks not in self._anchors:
+            self._anchors[weeks] = list(refit_anchors(pd.DatetimeIndex(self.origins), weeks))
+        return self._anchors[weeks]
 
     def score(self, paths: list[np.ndarray]) -> float:
         """Mean pinball loss in CLP of one member's paths over every origin: the mean over the
