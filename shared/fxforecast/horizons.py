@@ -84,17 +84,15 @@ def history_step_slice(index: pd.DatetimeIndex, origin: pd.Timestamp, days: int)
 
 
 def refit_anchors(origins: pd.DatetimeIndex, weeks: int) -> pd.DatetimeIndex:
-    """refit_anchor of every origin, computed at once (a validation set's up to 400)."""
+    """Each origin's latest grid date on or before it, computed at once (a validation set's up
+    to 400); weeks=0 means refit at the origin itself."""
     if weeks <= 0:
         return origins
     period = pd.Timedelta(weeks=weeks)
     return GRID_EPOCH + ((origins - GRID_EPOCH) // period) * period
 
 
-@lru_cache(maxsize=65536)  # called for every validation origin of every member and run
+@lru_cache(maxsize=65536)
 def refit_anchor(origin: pd.Timestamp, weeks: int) -> pd.Timestamp:
-    """The latest grid date on or before `origin`; weeks=0 means refit at the origin itself."""
-    if weeks <= 0:
-        return origin
-    period = pd.Timedelta(weeks=weeks)
-    return GRID_EPOCH + ((origin - GRID_EPOCH) // period) * period
+    """refit_anchors of one origin."""
+    return refit_anchors(pd.DatetimeIndex([origin]), weeks)[0]

@@ -60,13 +60,8 @@ class Validation:
                 known[keys[k]] = (loss, paths[k])
         return np.array([known[key][0] for key in keys])
 
-    # What the combiners and calibrations compare paths with, stacked once per validation set
-    # (a backtest origin asks for them a dozen times).
-    @cached_property
-    def actual_rows(self) -> np.ndarray:
-        """Every actual path, stacked in origin order."""
-        return np.concatenate(self.actuals)
-
+    # What the combiners and calibrations compare paths with, made once per validation set (a
+    # backtest origin asks for them a dozen times).
     @cached_property
     def actual_bytes(self) -> list[bytes]:
         """Each actual path's values as bytes: what a known loss is looked up by."""
