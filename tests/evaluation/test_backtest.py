@@ -1,10 +1,13 @@
+import os
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
 from fxforecast.engine.combiner import GreedyCombiner
 from fxforecast.engine.member_cache import MemberCache
+from fxforecast.errors import DataError
 from fxforecast.evaluation.backtest import (
     BacktestSpec,
     fingerprint,
@@ -14,7 +17,9 @@ from fxforecast.evaluation.backtest import (
     save_part,
     weekly_origins,
 )
+from fxforecast.evaluation.cluster import run_local
 from fxforecast.settings import Settings
+from joblib import delayed
 
 SPEC = BacktestSpec(horizons=(7,), start="2019-10-04", end="2019-10-25", every=1, refit_weeks=4)
 CONTRACT = [
@@ -187,3 +192,28 @@ def test_a_rerun_with_another_combiner_and_calibration_computes_no_member(raw, t
     assert (warm / "forecasts.csv").read_bytes() == (cold / "forecasts.csv").read_bytes()
     first = pd.read_csv(tmp_path / "first" / "forecasts.csv")
     assert not first.equals(pd.read_csv(warm / "forecasts.csv"))  # the settings did matter
+
+
+def _block(k, folder):
+    """A stand-in block: notes that it ran (and where), then fails (block 0) or waits."""
+    (folder / f"{k}").write_text(str(os.getpid()))
+    if k == 0:
+        raise DataError("block 0 cannot run")
+    time.sleep(0.2)
+    return k
+
+
+def test_local_workers_return_every_block_or_the_first_error_and_start_no_more(tmp_path):
+    """--jobs 2: every block's result once, computed in two processes other than this one; a
+    block's error reaches the caller as itself, and the blocks not yet started never run."""
+    done = tmp_path / "ok"
+    done.mkdir()
+    results = run_local(2, [delayed(_block)(k, done) for k in range(1, 7)])
+    assert sorted(results) == [1, 2, 3, 4, 5, 6]
+    workers = {path.read_text() for path in done.iterdir()}
+    assert len(workers) == 2 and str(os.getpid()) not in workers
+    failing = tmp_path / "failing"
+    failing.mkdir()
+    with pytest.raises(DataError, match="block 0 cannot run"):
+        list(run_local(2, [delayed(_block)(k, failing) for k in range(30)]))
+    assert len(list(failing.iterdir())) < 10
