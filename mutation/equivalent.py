@@ -4,8 +4,8 @@
 FIRST_ROW_ORIGIN = (
     "a week whose position is before the second row (-1 or 0) has as its candidate the first "
     "or second row, and its refit date is on or before that candidate: at most 2 closes to fit "
-    "on, fewer than MIN_FIT_OBS (250), so the same check stops the loop before the candidate "
-    "is used"
+    "on, fewer than MIN_FIT_OBS (250), so the fit_rows check already makes it (and every older "
+    "week) unusable"
 )
 
 REINDEX_SUBSET = (
@@ -72,12 +72,18 @@ SAME_LENGTHS = (
     "has nothing to check"
 )
 RESHAPE_NEGATIVE = "numpy's reshape takes any negative size as the one to infer, -2 as -1"
+NEVER_ROW_ZERO = (
+    "missing is read at starts and ends, each a position right of a row of the index "
+    "(searchsorted side=right of a candidate, itself a row): never 0"
+)
+ONE_LOSS_PER_PATH = (
+    "segment_means returns one loss per segment, one segment per new path: the two have the "
+    "same length by construction, so strict has nothing to check"
+)
 ZERO_ERROR = "an error of exactly 0 gives a ratio of 0 on either side: |0| over any half-width"
 
 EQUIVALENT: dict[str, str] = {
     # validation
-    "validation.validation_set: if at < 0 or fit_rows[k] < MIN_FIT_OBS: -> if at <= 0 or fit_rows[k] < MIN_FIT_OBS:": FIRST_ROW_ORIGIN,
-    "validation.validation_set: if at < 0 or fit_rows[k] < MIN_FIT_OBS: -> if at < 1 or fit_rows[k] < MIN_FIT_OBS:": FIRST_ROW_ORIGIN,
     "validation.validation_set: candidates = index[np.maximum(positions, 0)] -> candidates = index[np.maximum(positions, 1)]": FIRST_ROW_ORIGIN,
     # fsio
     'fsio.append_locked: torn = size > 0 and os.pread(fd, 1, size - 1) != b"\\n" -> torn = size > 0 and os.pread(fd, 2, size - 1) != b"\\n"': (
@@ -218,10 +224,13 @@ EQUIVALENT: dict[str, str] = {
         "np.diff's default axis is the last, which is axis 1 of the 2-d array checked just above"
     ),
     # this stop's vectorised validation, selection and calibration
+    "validation.validation_set: usable = (positions >= 0) & (fit_rows >= MIN_FIT_OBS) -> usable = (positions > 0) & (fit_rows >= MIN_FIT_OBS)": FIRST_ROW_ORIGIN,
+    "validation.validation_set: usable = (positions >= 0) & (fit_rows >= MIN_FIT_OBS) -> usable = (positions >= 1) & (fit_rows >= MIN_FIT_OBS)": FIRST_ROW_ORIGIN,
+    "validation.validation_set: missing = np.concatenate([[0], np.cumsum(~np.isfinite(filled))])  # non-finite before each -> missing = np.concatenate([[1], np.cumsum(~np.isfinite(filled))])  # non-finite before each": NEVER_ROW_ZERO,
+    "validation.Validation.path_losses: for k, loss in zip(new, losses, strict=True): -> for k, loss in zip(new, losses, strict=None):": ONE_LOSS_PER_PATH,
+    "validation.Validation.path_losses: for k, loss in zip(new, losses, strict=True): -> for k, loss in zip(new, losses, ):": ONE_LOSS_PER_PATH,
+    "validation.Validation.path_losses: for k, loss in zip(new, losses, strict=True): -> for k, loss in zip(new, losses, strict=False):": ONE_LOSS_PER_PATH,
     "validation.segment_means: means[which] = block.reshape(len(which), -1).mean(axis=1) -> means[which] = block.reshape(len(which), -2).mean(axis=1)": RESHAPE_NEGATIVE,
-    "validation.validation_set: for k, (at, origin) in enumerate(zip(positions, list(candidates), strict=True)): -> for k, (at, origin) in enumerate(zip(positions, list(candidates), strict=None)):": SAME_LENGTHS,
-    "validation.validation_set: for k, (at, origin) in enumerate(zip(positions, list(candidates), strict=True)): -> for k, (at, origin) in enumerate(zip(positions, list(candidates), )):": SAME_LENGTHS,
-    "validation.validation_set: for k, (at, origin) in enumerate(zip(positions, list(candidates), strict=True)): -> for k, (at, origin) in enumerate(zip(positions, list(candidates), strict=False)):": SAME_LENGTHS,
     "combiner._PinballOfAverage.__call__: average = np.divide(np.add(total, candidate, out=self.average), count, out=self.average) -> average = np.divide(np.add(total, candidate, out=None), count, out=self.average)": OUT_BUFFER,
     "combiner._PinballOfAverage.__call__: average = np.divide(np.add(total, candidate, out=self.average), count, out=self.average) -> average = np.divide(np.add(total, candidate, ), count, out=self.average)": OUT_BUFFER,
     "combiner._PinballOfAverage.__call__: diff = np.subtract(self.actual, average, out=self.diff) -> diff = np.subtract(self.actual, average, out=None)": OUT_BUFFER,

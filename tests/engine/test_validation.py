@@ -213,6 +213,24 @@ def test_refit_anchors_are_each_origins_own():
         assert validation.refit_anchors(weeks) == expected
 
 
+def test_a_validation_set_scores_through_the_known_losses_it_is_given():
+    """validation_set(..., known) keeps the losses there (one per member and origin), and two
+    members' paths scored against the same actuals keep their own."""
+    data = synthetic(305)
+    known = {}
+    validation, fresh = validation_set(data, PARAMS, known), validation_set(data, PARAMS)
+    rng = np.random.default_rng(5)
+    members = [
+        [
+            np.sort(a[:, None] + rng.normal(0, scale, (len(a), len(LEVELS))), axis=1)
+            for a in fresh.actuals
+        ]
+        for scale in (1.0, 3.0)
+    ]
+    assert [validation.score(paths) for paths in members] == [fresh.score(p) for p in members]
+    assert len(known) == 2 * len(validation.origins)
+
+
 def test_segment_means_are_each_segments_own_mean_to_the_last_bit():
     """What lets the combiners average every validation path at once and publish the same
     numbers as one path at a time: segments of 1 to 70 rows (numpy sums more than 8 values
