@@ -101,7 +101,7 @@ def clean(
     raw: RawData, as_of: pd.Timestamp | str | None = None, ticks: dict | None = None
 ) -> MarketData:
     """Cut at `as_of` (default: the newest row), then clean and align. `ticks`: bad_ticks() of
-    the whole raw market, to cut instead of computing them again."""
+    the whole raw market, to cut instead of computing them on the cut data."""
     market = raw.market
     if as_of is not None:
         as_of = pd.Timestamp(as_of)
@@ -121,11 +121,9 @@ def clean(
     report = CleaningReport(gaps=defects.gaps(market.index))
     path = str(Path(raw.source) / MARKET_FILE)
 
+    ticks = bad_ticks(market) if ticks is None else ticks
     for column in TICK_CHECKED:
-        if ticks is None:
-            bad = implausible(market[column], BAD_TICK_LOG_JUMP)
-        else:
-            bad = ticks[column].loc[:end]
+        bad = ticks[column].loc[:end]
         if column == "USDCLP":
             shift = signals.level_shift(market, bad, path)
         for date in market.index[bad]:
