@@ -12,7 +12,6 @@ from fxforecast.engine.validation import (
     MIN_FIT_OBS,
     MIN_VALIDATION_ORIGINS,
     Validation,
-    pinball_loss,
     validation_set,
 )
 from fxforecast.errors import DataError
@@ -69,7 +68,8 @@ def test_pinball_loss_by_hand():
     quantiles = np.array([[90.0, 95.0, 100.0, 105.0, 110.0]])
     # actual 104: losses 0.025*14, 0.1*9, 0.5*4, 0.1*1 (above q0.9? no: 104<105 -> 0.1*1), ...
     expected = np.mean([0.025 * 14, 0.1 * 9, 0.5 * 4, (1 - 0.9) * 1, (1 - 0.975) * 6])
-    assert pinball_loss(quantiles, np.array([104.0])) == pytest.approx(expected)
+    one_origin = Validation(7, [pd.Timestamp("2024-01-05")], [1], [np.array([104.0])], [100.0])
+    assert one_origin.score([quantiles]) == pytest.approx(expected)
 
 
 def test_calibration_widens_intervals_that_were_too_narrow():

@@ -43,12 +43,12 @@ class Validation:
 
     def score(self, paths: list[np.ndarray]) -> float:
         """Mean pinball loss in CLP of one member's paths over every origin: the mean over the
-        origins of pinball_loss(path, actual)."""
+        origins of each path's pinball loss (over its steps and LEVELS) against its actual."""
         return float(np.mean(self.path_losses(paths)))
 
     def path_losses(self, paths: list[np.ndarray]) -> np.ndarray:
-        """Per origin, pinball_loss(path, actual); those not known computed for every row at
-        once."""
+        """Per origin, its path's mean pinball loss over steps and LEVELS; those not known
+        computed for every row at once."""
         known = self.known_losses
         keys = [(id(p), a) for p, a in zip(paths, self.actual_bytes, strict=True)]
         new = [k for k, key in enumerate(keys) if key not in known]
@@ -109,11 +109,6 @@ class Validation:
         number of origins (or `origins`, an effective count when they are weighted)."""
         n = len(self.origins) if origins is None else origins
         return max(2.0, n * 7 / max(self.days, 7))
-
-
-def pinball_loss(quantiles: np.ndarray, actual: np.ndarray) -> float:
-    """Mean pinball loss over steps and LEVELS, in CLP."""
-    return float(np.mean(pinball(quantiles, actual)))
 
 
 def segment_means(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
