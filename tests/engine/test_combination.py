@@ -20,6 +20,13 @@ def on_tails(rule, paths, validation):
     return rule(validation.tails(paths), validation)
 
 
+def select(member_paths, validation):
+    """select_members on each member's tails, stacked as the greedy combiner gives them."""
+    return combiner.select_members(
+        {name: validation.tails(paths) for name, paths in member_paths.items()}, validation
+    )
+
+
 def _validation(actuals, days=7, lasts=None) -> Validation:
     lasts = lasts or [100.0] * len(actuals)
     origins = list(pd.bdate_range("2020-01-03", periods=len(actuals), freq="W-FRI"))
@@ -43,7 +50,7 @@ def _members_around(actual_moves, rng):
 def test_selection_follows_a_clearly_better_member():
     rng = np.random.default_rng(3)
     paths, actuals = _members_around(rng.normal(0, 0.01, 60), rng)
-    weights = combiner.select_members(paths, _validation(actuals))
+    weights = select(paths, _validation(actuals))
     assert sum(weights.values()) == pytest.approx(1.0)
     assert weights["sharp"] >= 0.9
     # Inverse loss shrunk toward equal weights keeps a quarter of the weight on the others.
@@ -54,7 +61,7 @@ def test_selection_follows_a_clearly_better_member():
 def test_selection_weights_are_whole_rounds():
     rng = np.random.default_rng(4)
     paths, actuals = _members_around(rng.normal(0, 0.01, 30), rng)
-    weights = combiner.select_members(paths, _validation(actuals))
+    weights = select(paths, _validation(actuals))
     counts = np.array(list(weights.values())) * combiner.SELECTION_ROUNDS
     assert np.allclose(counts, np.round(counts))
 

@@ -15,6 +15,13 @@ def on_tails(rule, paths, validation):
     return rule(validation.tails(paths), validation)
 
 
+def select(member_paths, validation):
+    """select_members on each member's tails, stacked as the greedy combiner gives them."""
+    return combiner.select_members(
+        {name: validation.tails(paths) for name, paths in member_paths.items()}, validation
+    )
+
+
 def _validation(actuals, days=7, lasts=None) -> Validation:
     lasts = lasts or [100.0] * len(actuals)
     origins = list(pd.bdate_range("2020-01-03", periods=len(actuals), freq="W-FRI"))
@@ -62,7 +69,7 @@ def test_combination_applies_its_weights_and_drift_and_reports_it():
 def test_selection_picks_the_first_listed_member_on_a_tie():
     path = [np.array([ROW, ROW])]
     actual = [np.array([100.0, 100.0])]
-    weights = combiner.select_members({"first": path, "second": path}, _validation(actual))
+    weights = select({"first": path, "second": path}, _validation(actual))
     assert weights == {"first": 1.0, "second": 0.0}
 
 
@@ -72,7 +79,7 @@ def test_selection_mixes_members_whose_average_beats_each():
     actual = [np.array([100.0, 100.0])] * 4
     low = [np.array([ROW - 2, ROW - 2])] * 4
     high = [np.array([ROW + 2, ROW + 2])] * 4
-    weights = combiner.select_members({"low": low, "high": high}, _validation(actual))
+    weights = select({"low": low, "high": high}, _validation(actual))
     assert weights == {"low": 13 / 25, "high": 12 / 25}
 
 

@@ -110,13 +110,13 @@ SELECTION_ROUNDS = 25
 FULL_DRIFT_MAX_DAYS = 30
 
 
-def select_members(member_paths: dict[str, list[np.ndarray]], validation: Validation) -> dict:
+def select_members(stacked: dict[str, np.ndarray], validation: Validation) -> dict:
     """Caruana et al. (2004) ensemble selection, as AutoGluon-TimeSeries builds its ensembles:
     SELECTION_ROUNDS times, add the member (with replacement) whose inclusion most lowers the
-    pinball loss of the quantile average over the validation tails; the weights are how often
-    each member was picked. A clearly better member ends with most of the weight."""
-    names = list(member_paths)
-    stacked = {n: validation.tails(member_paths[n]) for n in names}
+    pinball loss of the quantile average over the validation tails (`stacked`: each member's,
+    Validation.tails); the weights are how often each member was picked. A clearly better
+    member ends with most of the weight."""
+    names = list(stacked)
     loss = _PinballOfAverage(validation.actual_tails, stacked[names[0]].shape)
     picks = dict.fromkeys(names, 0)
     total = np.zeros_like(stacked[names[0]])
@@ -164,10 +164,10 @@ class GreedyCombiner:
     FULL_DRIFT_MAX_DAYS, shrunk by its evidence beyond."""
 
     def fit(self, member_paths: dict[str, list[np.ndarray]], validation: Validation) -> Combination:
-        weights = select_members(member_paths, validation)
+        tails = {name: validation.tails(paths) for name, paths in member_paths.items()}
+        weights = select_members(tails, validation)
         if validation.days <= FULL_DRIFT_MAX_DAYS:
             return Combination(weights, 1.0)
-        tails = {name: validation.tails(paths) for name, paths in member_paths.items()}
         return Combination(weights, evidence_share(quantile_average(tails, weights), validation))
 
 
