@@ -46,13 +46,14 @@ class Charts:
     def __init__(self, folder: Path | None):
         self.folder = folder
         self.used: set[str] = set()
+        # Read once per page: the package metadata is read from disk at each call.
+        self.drawing = "" if folder is None else f"{code_digest(__name__)} {version('matplotlib')}"
 
     def __call__(self, draw, *inputs) -> Html:
         if self.folder is None:
             return draw(*inputs)
         key = hashlib.sha256(
-            f"{code_digest(__name__)} {version('matplotlib')} {draw.__name__}".encode()
-            + pickle.dumps(inputs, protocol=5)
+            f"{self.drawing} {draw.__name__}".encode() + pickle.dumps(inputs, protocol=5)
         ).hexdigest()
         name = f"{key}.html"
         self.used.add(name)
