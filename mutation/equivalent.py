@@ -33,11 +33,6 @@ SCALED_WEIGHTS = (
     "ages counted from another origin scale every weight by one factor; the weighted quantile "
     "normalises the weights and Kish's count is scale-free"
 )
-PAIRED_BEFORE = (
-    "a second check of one pairing: interval_ratios (strict) refuses paths that do not pair "
-    "with the validation's actuals, one per origin, before (recent_corrections) or right after "
-    "(RegimeConformal.fit) this zip could"
-)
 UNUSED_ARGUMENTS = "VolatilityRegime.fit reads only the closes"
 
 EVERY_COLUMN_ON_MARKET_DAYS = (
@@ -114,8 +109,6 @@ EQUIVALENT: dict[str, str] = {
     "combiner.earn_weights: inverse = {name: 1.0 / max(score, 1e-9) ** WEIGHT_POWER for name, score in scores.items()} -> inverse = {name: 2.0 / max(score, 1e-9) ** WEIGHT_POWER for name, score in scores.items()}": (
         "every inverse loss doubles, and the weights are their shares of the total"
     ),
-    "combiner.quantile_average: return np.sort(combined, axis=1) -> return np.sort(combined, )": LAST_AXIS,
-    "combiner.select_members: n: float(np.mean(pinball(np.sort((total + stacked[n]) / (k + 1), axis=1), actual))) -> n: float(np.mean(pinball(np.sort((total + stacked[n]) / (k + 1), ), actual)))": LAST_AXIS,
     "combiner.select_members: total = np.zeros_like(stacked[names[0]]) -> total = np.zeros_like(None)": (
         "np.zeros_like(None) is a 0-d zero: added to the first pick it gives the same sums"
     ),
@@ -128,9 +121,6 @@ EQUIVALENT: dict[str, str] = {
     'calibration.calibrate: factor = factors[f"{int(coverage * 100)}"] -> factor = factors[f"{int(coverage * 101)}"]': INT_101,
     'calibration.calibration_factors: factors[f"{int(coverage * 100)}"] = shrunk_factor(raw, independent) -> factors[f"{int(coverage * 101)}"] = shrunk_factor(raw, independent)': INT_101,
     'calibration.recent_corrections: corrections[f"{int(coverage * 100)}"] = shrunk_factor(raw, independent) -> corrections[f"{int(coverage * 101)}"] = shrunk_factor(raw, independent)': INT_101,
-    "calibration.interval_ratios: error >= 0, np.log(path[:, upper]) - log_median, log_median - np.log(path[:, lower]) -> error > 0, np.log(path[:, upper]) - log_median, log_median - np.log(path[:, lower])": (
-        "an error of exactly 0 gives a ratio of 0 whichever side's half-width divides it"
-    ),
     "calibration.recent_corrections: last = validation.origins[-1] -> last = validation.origins[+1]": SCALED_WEIGHTS,
     "calibration.recent_corrections: last = validation.origins[-1] -> last = validation.origins[-2]": SCALED_WEIGHTS,
     "calibration.Yardstick.volatility: return fast, moves.rolling(self.window, min_periods=2).std() -> return fast, moves.rolling(self.window, min_periods=3).std()": (
@@ -142,12 +132,6 @@ EQUIVALENT: dict[str, str] = {
     ),
     "calibration.RegimeConformal.fit: regime = VolatilityRegime(self.yardstick).fit(paths, validation, closes) -> regime = VolatilityRegime(self.yardstick).fit(None, validation, closes)": UNUSED_ARGUMENTS,
     "calibration.RegimeConformal.fit: regime = VolatilityRegime(self.yardstick).fit(paths, validation, closes) -> regime = VolatilityRegime(self.yardstick).fit(paths, None, closes)": UNUSED_ARGUMENTS,
-    "calibration.recent_corrections: [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=True)] -> [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=None)]": PAIRED_BEFORE,
-    "calibration.recent_corrections: [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=True)] -> [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, )]": PAIRED_BEFORE,
-    "calibration.recent_corrections: [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=True)] -> [np.full(len(r), w / len(r)) for r, w in zip(ratios, weights, strict=False)]": PAIRED_BEFORE,
-    "calibration.RegimeConformal.fit: for path, factor in zip(paths, factors, strict=True) -> for path, factor in zip(paths, factors, strict=None)": PAIRED_BEFORE,
-    "calibration.RegimeConformal.fit: for path, factor in zip(paths, factors, strict=True) -> for path, factor in zip(paths, factors, )": PAIRED_BEFORE,
-    "calibration.RegimeConformal.fit: for path, factor in zip(paths, factors, strict=True) -> for path, factor in zip(paths, factors, strict=False)": PAIRED_BEFORE,
     # signals
     "signals.level_shift: flagged = bad.reindex(close.index, fill_value=False) -> flagged = bad.reindex(close.index, fill_value=None)": REINDEX_SUBSET,
     "signals.level_shift: flagged = bad.reindex(close.index, fill_value=False) -> flagged = bad.reindex(close.index, )": REINDEX_SUBSET,
